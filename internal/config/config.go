@@ -1,0 +1,319 @@
+// Package config loads Caracal's one configuration: a YAML file, then CARACAL_*
+// environment overrides, then --set flags, validated once. An unknown key or a
+// bad value is an error that names the key.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration of every Caracal role. The top-level
+// tuning keys carry the production guide's names so that its "gateway.config"
+// block can be pasted into a file unchanged.
+type Config struct {
+	// Guide keys (Performance Tuning / Gateway Proxy Tuning).
+	DBPoolSize            int      `yaml:"dbPoolSize"`
+	DBMaxOverflow         int      `yaml:"dbMaxOverflow"`
+	DBPoolTimeout         Duration `yaml:"dbPoolTimeout"`
+	MaxConcurrentRequests int      `yaml:"maxConcurrentRequests"`
+	RequestTimeout        Duration `yaml:"requestTimeout"`
+	PolicyCacheTTL        Duration `yaml:"policyCacheTTL"`
+	PolicyCacheMaxSize    int      `yaml:"policyCacheMaxSize"`
+
+	Database Database `yaml:"database"`
+	Redis    Redis    `yaml:"redis"`
+	Kafka    Kafka    `yaml:"kafka"`
+	Gateway  Gateway  `yaml:"gateway"`
+	Log      Log      `yaml:"log"`
+}
+
+// Database is the PostgreSQL connection.
+type Database struct {
+	// URL is a libpq connection string or URL. The password may come from
+	// CARACAL_DATABASE_PASSWORD or passwordFile so it never sits in the file.
+	URL          string `yaml:"url" secret:"true"`
+	PasswordFile string `yaml:"passwordFile"`
+	// PgBouncer marks a transaction-pooling PgBouncer in front of Postgres:
+	// statements use the simple protocol and LISTEN uses DirectURL.
+	PgBouncer bool   `yaml:"pgbouncer"`
+	DirectURL string `yaml:"directURL" secret:"true"`
+}
+
+// Redis is the budget, nonce and aggregate store.
+type Redis struct {
+	Addrs        []string `yaml:"addrs"`
+	Username     string   `yaml:"username"`
+	Password     string   `yaml:"password" secret:"true"`
+	DB           int      `yaml:"db"`
+	TLS          bool     `yaml:"tls"`
+	DialTimeout  Duration `yaml:"dialTimeout"`
+	WriteTimeout Duration `yaml:"writeTimeout"`
+}
+
+// Kafka holds brokers, topics and the guide's producer and consumer settings
+// under their Java client names.
+type Kafka struct {
+	Brokers  []string      `yaml:"brokers"`
+	ClientID string        `yaml:"clientID"`
+	TLS      bool          `yaml:"tls"`
+	SASL     SASL          `yaml:"sasl"`
+	Topics   Topics        `yaml:"topics"`
+	Producer KafkaProducer `yaml:"producer"`
+	Consumer KafkaConsumer `yaml:"consumer"`
+}
+
+// SASL is the Kafka authentication (PLAIN or SCRAM-SHA-512), for managed clusters.
+type SASL struct {
+	Mechanism string `yaml:"mechanism"`
+	Username  string `yaml:"username"`
+	Password  string `yaml:"password" secret:"true"`
+}
+
+// Topics names the topics of the design and how they are created.
+type Topics struct {
+	Metering          string   `yaml:"metering"`
+	Decisions         string   `yaml:"decisions"`
+	Audit             string   `yaml:"audit"`
+	DLQ               string   `yaml:"dlq"`
+	Partitions        int      `yaml:"partitions"`
+	ReplicationFactor int      `yaml:"replicationFactor"`
+	MinInsyncReplicas int      `yaml:"minInsyncReplicas"`
+	Retention         Duration `yaml:"retention"`
+}
+
+// KafkaProducer is the guide's producer block.
+type KafkaProducer struct {
+	BatchSize         int      `yaml:"batch.size"`
+	LingerMs          int      `yaml:"linger.ms"`
+	CompressionType   string   `yaml:"compression.type"`
+	BufferMemory      int64    `yaml:"buffer.memory"`
+	Acks              string   `yaml:"acks"`
+	EnableIdempotence bool     `yaml:"enable.idempotence"`
+	RequestTimeout    Duration `yaml:"request.timeout"`
+}
+
+// KafkaConsumer is the guide's consumer block.
+type KafkaConsumer struct {
+	FetchMinBytes    int32  `yaml:"fetch.min.bytes"`
+	FetchMaxWaitMs   int    `yaml:"fetch.max.wait.ms"`
+	MaxPollRecords   int    `yaml:"max.poll.records"`
+	EnableAutoCommit bool   `yaml:"enable.auto.commit"`
+	IsolationLevel   string `yaml:"isolation.level"`
+	GroupPrefix      string `yaml:"groupPrefix"`
+}
+
+// Gateway holds the listeners and proxy limits.
+type Gateway struct {
+	Listen            string   `yaml:"listen"`
+	AdminListen       string   `yaml:"adminListen"`
+	Plaintext         bool     `yaml:"plaintext"`
+	CertFile          string   `yaml:"certFile"`
+	KeyFile           string   `yaml:"keyFile"`
+	ClientCAFile      string   `yaml:"clientCAFile"`
+	TrustedProxies    []string `yaml:"trustedProxies"`
+	MaxRequestBody    int      `yaml:"maxRequestBodyBytes"`
+	MaxResponseBody   int      `yaml:"maxResponseBodyBytes"`
+	MaxHeaderBytes    int      `yaml:"maxHeaderBytes"`
+	ReplayWindow      Duration `yaml:"replayWindow"`
+	ShutdownTimeout   Duration `yaml:"shutdownTimeout"`
+	LeaseSize         int64    `yaml:"leaseSizeMicros"`
+	LeaseTTL          Duration `yaml:"leaseTTL"`
+	AdminToken        string   `yaml:"adminToken" secret:"true"`
+	EnablePprof       bool     `yaml:"enablePprof"`
+	UpstreamIdleConns int      `yaml:"upstreamMaxConnsPerHost"`
+}
+
+// Log selects the log format and level.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Default returns the configuration used when a key is not set: the guide's
+// production values and loopback addresses of the local services.
+func Default() Config {
+	return Config{
+		DBPoolSize:            20,
+		DBMaxOverflow:         10,
+		DBPoolTimeout:         Duration(30 * time.Second),
+		MaxConcurrentRequests: 1000,
+		RequestTimeout:        Duration(30 * time.Second),
+		PolicyCacheTTL:        Duration(60 * time.Second),
+		PolicyCacheMaxSize:    50000,
+		Database:              Database{URL: "postgres://caracal:caracal@127.0.0.1:5432/caracal?sslmode=disable"},
+		Redis: Redis{
+			Addrs:        []string{"127.0.0.1:6379"},
+			DialTimeout:  Duration(2 * time.Second),
+			WriteTimeout: Duration(2 * time.Second),
+		},
+		Kafka: Kafka{
+			Brokers:  []string{"127.0.0.1:9092"},
+			ClientID: "caracal",
+			Topics: Topics{
+				Metering:          "caracal.metering.events",
+				Decisions:         "caracal.policy.decisions",
+				Audit:             "caracal.audit.events",
+				DLQ:               "caracal.dlq",
+				Partitions:        12,
+				ReplicationFactor: 3,
+				MinInsyncReplicas: 2,
+				Retention:         Duration(7 * 24 * time.Hour),
+			},
+			Producer: KafkaProducer{
+				BatchSize:         32768,
+				LingerMs:          10,
+				CompressionType:   "snappy",
+				BufferMemory:      67108864,
+				Acks:              "all",
+				EnableIdempotence: true,
+				RequestTimeout:    Duration(30 * time.Second),
+			},
+			Consumer: KafkaConsumer{
+				FetchMinBytes:    1024,
+				FetchMaxWaitMs:   500,
+				MaxPollRecords:   500,
+				EnableAutoCommit: false,
+				IsolationLevel:   "read_committed",
+				GroupPrefix:      "caracal",
+			},
+		},
+		Gateway: Gateway{
+			Listen:            ":8443",
+			AdminListen:       "127.0.0.1:9090",
+			MaxRequestBody:    8 << 20,
+			MaxResponseBody:   64 << 20,
+			MaxHeaderBytes:    16 << 10,
+			ReplayWindow:      Duration(300 * time.Second),
+			ShutdownTimeout:   Duration(25 * time.Second),
+			LeaseSize:         1_000_000,
+			LeaseTTL:          Duration(30 * time.Second),
+			UpstreamIdleConns: 512,
+		},
+		Log: Log{Level: "info", Format: "text"},
+	}
+}
+
+// Load reads the file at path (none when empty) over the defaults, applies
+// the environment (as returned by os.Environ) and the key=value overrides,
+// and validates the result.
+func Load(path string, environ []string, overrides []string) (*Config, error) {
+	c := Default()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read config file: %w", err)
+		}
+		if err := decodeStrict(data, &c); err != nil {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(&c, environ); err != nil {
+		return nil, err
+	}
+	for _, o := range overrides {
+		k, v, ok := strings.Cut(o, "=")
+		if !ok {
+			return nil, fmt.Errorf("config override %q: want key=value", o)
+		}
+		if err := Set(&c, k, v); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.resolveSecrets(); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func decodeStrict(data []byte, c *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	err := dec.Decode(c)
+	if errors.Is(err, errEOF) || err == nil {
+		return nil
+	}
+	return nameKeys(data, cleanYAMLError(err))
+}
+
+// nameKeys prefixes "line N:" in yaml.v3 messages with the key path found on
+// that line, so a bad value names its key.
+func nameKeys(data []byte, err error) error {
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil {
+		return err
+	}
+	paths := map[int]string{}
+	var rec func(n *yaml.Node, prefix string)
+	rec = func(n *yaml.Node, prefix string) {
+		for _, c := range n.Content {
+			if n.Kind != yaml.MappingNode {
+				rec(c, prefix)
+			}
+		}
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if prefix != "" {
+				p = prefix + "." + p
+			}
+			paths[k.Line] = p
+			rec(v, p)
+		}
+	}
+	rec(&root, "")
+	msg := err.Error()
+	for line, p := range paths {
+		tag := fmt.Sprintf("line %d: ", line)
+		msg = strings.ReplaceAll(msg, tag, "key "+p+": ")
+	}
+	return errors.New(msg)
+}
+
+// cleanYAMLError turns yaml.v3's "field x not found in type config.Config"
+// into a line that names the key.
+func cleanYAMLError(err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	msgs := make([]string, 0, len(te.Errors))
+	for _, m := range te.Errors {
+		if i := strings.Index(m, "field "); i >= 0 && strings.Contains(m, "not found in type") {
+			name := strings.TrimPrefix(m[i:], "field ")
+			name = name[:strings.Index(name, " not found")]
+			m = m[:i] + "unknown key " + strconv.Quote(name)
+		}
+		msgs = append(msgs, m)
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+func (c *Config) resolveSecrets() error {
+	if c.Database.PasswordFile == "" {
+		return nil
+	}
+	pw, err := os.ReadFile(c.Database.PasswordFile)
+	if err != nil {
+		return fmt.Errorf("database.passwordFile: %w", err)
+	}
+	u, err := withPassword(c.Database.URL, strings.TrimSpace(string(pw)))
+	if err != nil {
+		return fmt.Errorf("database.url: %w", err)
+	}
+	c.Database.URL = u
+	return nil
+}

@@ -1,0 +1,120 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestExampleConfigLoads(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pw, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load("../../deploy/config/caracal.example.yaml", nil,
+		[]string{"database.passwordFile=" + pw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DBPoolSize != 20 || c.DBMaxOverflow != 10 || c.DBPoolTimeout.D() != 30*time.Second ||
+		c.MaxConcurrentRequests != 1000 || c.RequestTimeout.D() != 30*time.Second ||
+		c.PolicyCacheTTL.D() != time.Minute || c.PolicyCacheMaxSize != 50000 {
+		t.Fatalf("guide tuning values not read: %+v", c)
+	}
+	p := c.Kafka.Producer
+	if p.BatchSize != 32768 || p.LingerMs != 10 || p.CompressionType != "snappy" ||
+		p.BufferMemory != 67108864 || p.Acks != "all" || !p.EnableIdempotence {
+		t.Fatalf("producer settings not read: %+v", p)
+	}
+	k := c.Kafka.Consumer
+	if k.FetchMinBytes != 1024 || k.FetchMaxWaitMs != 500 || k.MaxPollRecords != 500 ||
+		k.EnableAutoCommit || k.IsolationLevel != "read_committed" {
+		t.Fatalf("consumer settings not read: %+v", k)
+	}
+	if !strings.Contains(c.Database.URL, ":s3cret@") {
+		t.Fatalf("password file not applied: %s", c.Database.URL)
+	}
+	if r := c.Redacted(); strings.Contains(r.Database.URL, "s3cret") {
+		t.Fatalf("redacted config leaks the password: %s", r.Database.URL)
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "c.yaml")
+	if err := os.WriteFile(f, []byte("maxConcurrentRequests: 10\nrequestTimeout: 5\nkafka:\n  producer:\n    linger.ms: 3\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"CARACAL_MAX_CONCURRENT_REQUESTS=20", "CARACAL_KAFKA_PRODUCER_LINGER_MS=4", "CARACAL_TEST_PG_DSN=x", "CARACAL_KAFKA_BROKERS=a:1, b:2"}
+	c, err := Load(f, env, []string{"maxConcurrentRequests=30"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxConcurrentRequests != 30 || c.RequestTimeout.D() != 5*time.Second || c.Kafka.Producer.LingerMs != 4 {
+		t.Fatalf("precedence wrong: %d %v %d", c.MaxConcurrentRequests, c.RequestTimeout.D(), c.Kafka.Producer.LingerMs)
+	}
+	if len(c.Kafka.Brokers) != 2 || c.Kafka.Brokers[1] != "b:2" {
+		t.Fatalf("broker list from env: %v", c.Kafka.Brokers)
+	}
+}
+
+func TestBadConfigNamesTheKey(t *testing.T) {
+	cases := []struct {
+		name, file, env, set, want string
+	}{
+		{name: "unknown top-level key", file: "dbPoolSiz: 3\n", want: `unknown key "dbPoolSiz"`},
+		{name: "unknown nested key", file: "kafka:\n  producer:\n    linger: 3\n", want: `unknown key "linger"`},
+		{name: "bad type", file: "dbPoolSize: many\n", want: "dbPoolSize"},
+		{name: "bad duration", file: "requestTimeout: soon\n", want: "invalid duration"},
+		{name: "out of range", file: "dbPoolSize: 0\n", want: "config key dbPoolSize"},
+		{name: "bad compression", file: "kafka:\n  producer:\n    compression.type: brotli\n", want: "kafka.producer.compression.type"},
+		{name: "idempotence needs acks=all", file: "kafka:\n  producer:\n    acks: \"1\"\n", want: "kafka.producer.enable.idempotence"},
+		{name: "auto commit refused", file: "kafka:\n  consumer:\n    enable.auto.commit: true\n", want: "kafka.consumer.enable.auto.commit"},
+		{name: "bad env value", env: "CARACAL_POLICY_CACHE_MAX_SIZE=lots", want: "CARACAL_POLICY_CACHE_MAX_SIZE"},
+		{name: "unknown --set key", set: "gateway.lisen=:1", want: `unknown key "gateway.lisen"`},
+		{name: "set without value", set: "gateway.listen", want: "want key=value"},
+		{name: "bad listen", set: "gateway.listen=8443", want: "config key gateway.listen"},
+		{name: "bad cidr", set: "gateway.trustedProxies=10.0.0.0/99", want: "gateway.trustedProxies"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := ""
+			if tc.file != "" {
+				path = filepath.Join(t.TempDir(), "c.yaml")
+				if err := os.WriteFile(path, []byte(tc.file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var env, set []string
+			if tc.env != "" {
+				env = []string{tc.env}
+			}
+			if tc.set != "" {
+				set = []string{tc.set}
+			}
+			_, err := Load(path, env, set)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error is not one line: %q", err)
+			}
+		})
+	}
+}
+
+func TestEnvNames(t *testing.T) {
+	for key, want := range map[string]string{
+		"dbPoolSize":               "CARACAL_DB_POOL_SIZE",
+		"policyCacheTTL":           "CARACAL_POLICY_CACHE_TTL",
+		"kafka.producer.linger.ms": "CARACAL_KAFKA_PRODUCER_LINGER_MS",
+		"gateway.clientCAFile":     "CARACAL_GATEWAY_CLIENT_CA_FILE",
+	} {
+		if got := EnvName(key); got != want {
+			t.Errorf("EnvName(%s) = %s, want %s", key, got, want)
+		}
+	}
+}
