@@ -1,0 +1,204 @@
+// Package meter produces the gateway's records to Kafka: one metering event
+// per forwarded request, denials to the decisions topic and authentication
+// failures to the audit topic. Producing never blocks a request: records go
+// through TryProduce from pooled buffers, and the gateway admits a request
+// only while the producer has room (fail closed), so an event of a forwarded
+// request is never silently dropped.
+package meter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/caracal-gw/caracal/internal/config"
+	"github.com/caracal-gw/caracal/internal/event"
+	"github.com/caracal-gw/caracal/internal/kafkaopt"
+)
+
+var (
+	producedTotal   = metrics.NewCounter(`caracal_producer_records_total{result="acked"}`)
+	producerFailed  = metrics.NewCounter(`caracal_producer_records_total{result="failed"}`)
+	producerRefused = metrics.NewCounter(`caracal_producer_refused_total`)
+	producerBacklog = metrics.NewCounter(`caracal_producer_backlog_total`)
+)
+
+// Producer sends Caracal records to Kafka.
+type Producer struct {
+	cl            *kgo.Client
+	metering      string
+	decisions     string
+	audit         string
+	maxBuffered   int64
+	inflight      atomic.Int64
+	backlog       chan *kgo.Record
+	quit          chan struct{}
+	wg            sync.WaitGroup
+	// Failed counts records whose delivery failed for good (each is logged).
+	Failed atomic.Int64
+	// OnFailure, when set, sees every record that could not be delivered.
+	OnFailure func(topic string, value []byte, err error)
+}
+
+// NewProducer connects a producer with the guide's settings.
+func NewProducer(c *config.Config, extra ...kgo.Opt) (*Producer, error) {
+	opts, err := kafkaopt.Producer(c)
+	if err != nil {
+		return nil, err
+	}
+	// Records are retried until delivered: while brokers are gone they stay
+	// buffered and the gateway stops admitting requests once the buffer is
+	// near full, rather than dropping metered events.
+	cl, err := kgo.NewClient(append(opts, extra...)...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot create Kafka producer: %w", err)
+	}
+	p := &Producer{
+		cl:        cl,
+		metering:  c.Kafka.Topics.Metering,
+		decisions: c.Kafka.Topics.Decisions,
+		audit:     c.Kafka.Topics.Audit,
+		// Admission keeps a tenth of buffer.memory free for the events of
+		// requests already in flight.
+		maxBuffered: c.Kafka.Producer.BufferMemory * 9 / 10,
+		backlog:     make(chan *kgo.Record, 4096),
+		quit:        make(chan struct{}),
+	}
+	p.wg.Add(1)
+	go p.drainBacklog()
+	return p, nil
+}
+
+// Client exposes the underlying client (health checks, tests).
+func (p *Producer) Client() *kgo.Client { return p.cl }
+
+// HasRoom reports whether a new request may be admitted: the producer has
+// buffer room for its event. The gateway answers 503 otherwise.
+func (p *Producer) HasRoom() bool {
+	return p.cl.BufferedProduceBytes() < p.maxBuffered && len(p.backlog) < cap(p.backlog)/2
+}
+
+// Buffered returns the records and bytes waiting for the brokers.
+func (p *Producer) Buffered() (records, bytes int64) {
+	return p.cl.BufferedProduceRecords(), p.cl.BufferedProduceBytes()
+}
+
+var recPool = sync.Pool{New: func() any { return &kgo.Record{Value: make([]byte, 0, 1024), Key: make([]byte, 0, 36)} }}
+
+func acquireRecord() *kgo.Record { return recPool.Get().(*kgo.Record) }
+
+func releaseRecord(r *kgo.Record) {
+	v, k := r.Value[:0], r.Key[:0]
+	*r = kgo.Record{Value: v, Key: k}
+	recPool.Put(r)
+}
+
+// Metering produces a metering event keyed by its agent.
+func (p *Producer) Metering(e *event.Metering) {
+	r := acquireRecord()
+	r.Topic = p.metering
+	r.Key = e.Agent.AppendText(r.Key)
+	r.Value = e.AppendJSON(r.Value)
+	p.send(r)
+}
+
+// Decision produces a policy decision (a denial and its reason).
+func (p *Producer) Decision(a *event.Audit) { p.sendAudit(p.decisions, a) }
+
+// Audit produces an audit event (an authentication failure, say).
+func (p *Producer) Audit(a *event.Audit) { p.sendAudit(p.audit, a) }
+
+func (p *Producer) sendAudit(topic string, a *event.Audit) {
+	r := acquireRecord()
+	r.Topic = topic
+	if !a.Agent.IsZero() {
+		r.Key = a.Agent.AppendText(r.Key)
+	}
+	r.Value = a.AppendJSON(r.Value)
+	p.send(r)
+}
+
+func (p *Producer) send(r *kgo.Record) {
+	p.inflight.Add(1)
+	p.cl.TryProduce(context.Background(), r, p.promise)
+}
+
+// promise is a method value created once per call site by the compiler; it
+// runs on the producer's goroutine.
+func (p *Producer) promise(r *kgo.Record, err error) {
+	switch {
+	case err == nil:
+		producedTotal.Inc()
+	case errors.Is(err, kgo.ErrMaxBuffered):
+		// The buffer filled between admission and metering: hand the record
+		// to the backlog goroutine, which waits for room.
+		producerBacklog.Inc()
+		select {
+		case p.backlog <- r:
+			return
+		default:
+		}
+		p.fail(r, err)
+	default:
+		p.fail(r, err)
+	}
+	p.inflight.Add(-1)
+	releaseRecord(r)
+}
+
+func (p *Producer) fail(r *kgo.Record, err error) {
+	producerFailed.Inc()
+	p.Failed.Add(1)
+	if p.OnFailure != nil {
+		p.OnFailure(r.Topic, r.Value, err)
+	}
+}
+
+func (p *Producer) drainBacklog() {
+	defer p.wg.Done()
+	for {
+		select {
+		case r := <-p.backlog:
+			// Produce blocks until there is room (or the client closes).
+			p.cl.Produce(context.Background(), r, p.promiseBlocking)
+		case <-p.quit:
+			return
+		}
+	}
+}
+
+func (p *Producer) promiseBlocking(r *kgo.Record, err error) {
+	if err == nil {
+		producedTotal.Inc()
+	} else {
+		p.fail(r, err)
+	}
+	p.inflight.Add(-1)
+	releaseRecord(r)
+}
+
+// Refused counts a request turned away because the producer had no room.
+func Refused() { producerRefused.Inc() }
+
+// Close flushes every buffered record (bounded by ctx) and closes the client.
+func (p *Producer) Close(ctx context.Context) error {
+	err := p.cl.Flush(ctx)
+	close(p.quit)
+	p.wg.Wait()
+	for len(p.backlog) > 0 {
+		p.cl.Produce(ctx, <-p.backlog, p.promiseBlocking)
+	}
+	if err2 := p.cl.Flush(ctx); err == nil {
+		err = err2
+	}
+	p.cl.Close()
+	if err != nil {
+		return fmt.Errorf("cannot flush the producer: %w", err)
+	}
+	return nil
+}
