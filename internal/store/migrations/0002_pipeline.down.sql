@@ -1,0 +1,10 @@
+DROP TABLE IF EXISTS audit_log;
+DROP FUNCTION IF EXISTS audit_log_append_only();
+DROP TABLE IF EXISTS merkle_checkpoints;
+DROP TABLE IF EXISTS merkle_head;
+DROP TABLE IF EXISTS merkle_hashes;
+DROP TABLE IF EXISTS consumer_offsets;
+DROP FUNCTION IF EXISTS ledger_ensure_partitions(timestamptz, timestamptz, int);
+DROP TABLE IF EXISTS ledger_counter;
+DROP TABLE IF EXISTS ledger_ids;
+DROP TABLE IF EXISTS ledger;
