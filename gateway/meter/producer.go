@@ -30,15 +30,15 @@ var (
 
 // Producer sends Caracal records to Kafka.
 type Producer struct {
-	cl            *kgo.Client
-	metering      string
-	decisions     string
-	audit         string
-	maxBuffered   int64
-	inflight      atomic.Int64
-	backlog       chan *kgo.Record
-	quit          chan struct{}
-	wg            sync.WaitGroup
+	cl          *kgo.Client
+	metering    string
+	decisions   string
+	audit       string
+	maxBuffered int64
+	inflight    atomic.Int64
+	backlog     chan *kgo.Record
+	quit        chan struct{}
+	wg          sync.WaitGroup
 	// Failed counts records whose delivery failed for good (each is logged).
 	Failed atomic.Int64
 	// OnFailure, when set, sees every record that could not be delivered.
