@@ -240,4 +240,3 @@ func LoadMTLSIdentities(ctx context.Context, q Querier) ([]control.MTLSIdentity,
 		return m, nil
 	}, "load mTLS identities")
 }
-
