@@ -244,7 +244,10 @@ func TestJWTConfigErrors(t *testing.T) {
 		{"HS256 without secret", with(func(c *control.JWTIssuer) { c.Algorithms = []string{"HS256"} })},
 		{"HS256 short env secret", with(func(c *control.JWTIssuer) { c.Algorithms = []string{"HS256"}; c.HMACSecretRef = "env:SHORT" })},
 		{"HS256 short file secret", with(func(c *control.JWTIssuer) { c.Algorithms = []string{"HS256"}; c.HMACSecretRef = "file:" + short })},
-		{"HS256 missing file", with(func(c *control.JWTIssuer) { c.Algorithms = []string{"HS256"}; c.HMACSecretRef = "file:" + dir + "/none" })},
+		{"HS256 missing file", with(func(c *control.JWTIssuer) {
+			c.Algorithms = []string{"HS256"}
+			c.HMACSecretRef = "file:" + dir + "/none"
+		})},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -274,4 +274,3 @@ func (is *issuer) audienceOK(raw json.RawMessage) bool {
 	}
 	return false
 }
-
