@@ -1,0 +1,53 @@
+package usage
+
+import (
+	"math"
+	"math/bits"
+)
+
+const perMillion = 1_000_000
+
+// addSat returns a+b for non-negative a and b, saturated at math.MaxInt64.
+func addSat(a, b int64) int64 {
+	s := a + b
+	if s < a {
+		return math.MaxInt64
+	}
+	return s
+}
+
+// mulDivCeil returns ceil(a×b/perMillion) for non-negative a and b (negative
+// ones count as 0), computed in 128 bits and saturated at math.MaxInt64.
+func mulDivCeil(a, b int64) int64 {
+	if a <= 0 || b <= 0 {
+		return 0
+	}
+	hi, lo := bits.Mul64(uint64(a), uint64(b))
+	if hi >= perMillion {
+		return math.MaxInt64
+	}
+	q, r := bits.Div64(hi, lo, perMillion)
+	if r != 0 {
+		q++
+	}
+	if q > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(q)
+}
+
+// mulDivFloor returns floor(a×perMillion/b) for a ≥ 0 and b > 0, saturated.
+func mulDivFloor(a, b int64) int64 {
+	if a <= 0 {
+		return 0
+	}
+	hi, lo := bits.Mul64(uint64(a), perMillion)
+	if hi >= uint64(b) {
+		return math.MaxInt64
+	}
+	q, _ := bits.Div64(hi, lo, uint64(b))
+	if q > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(q)
+}
