@@ -1,0 +1,104 @@
+package usage
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+
+	"github.com/caracal-gw/caracal/internal/control"
+)
+
+var fuzzProviders = []control.Provider{control.OpenAI, control.Anthropic, control.Generic}
+
+func FuzzInspectRequest(f *testing.F) {
+	for _, name := range []string{"openai_chat_request.json", "openai_responses_request.json", "anthropic_request.json"} {
+		f.Add(uint8(0), readTestdata(f, name))
+	}
+	f.Add(uint8(1), []byte(`{"max_tokens":1e99999,"model":"\u00e9"}`))
+	f.Fuzz(func(t *testing.T, pi uint8, body []byte) {
+		p := fuzzProviders[int(pi)%len(fuzzProviders)]
+		r := InspectRequest(p, body)
+		if r.InputTokens < 0 || r.MaxTokens < -1 {
+			t.Fatalf("negative counts: %+v", r)
+		}
+		if r.Model != nil && !bytes.Contains(body, r.Model) {
+			t.Fatalf("model %q not from body", r.Model)
+		}
+		if e := Estimate(r, control.Price{InputPerMTok: 5, OutputPerMTok: 7, PerRequest: 1}, 100); e < 1 {
+			t.Fatalf("estimate %d", e)
+		}
+		clamped, ok := ClampMaxTokens(nil, body, p, 42)
+		if ok != r.Object {
+			t.Fatalf("clamp ok %v, object %v", ok, r.Object)
+		}
+		if ok {
+			if r2 := InspectRequest(p, clamped); r2.MaxTokens != 42 || !r2.Object {
+				t.Fatalf("clamped %q reads %+v", clamped, r2)
+			}
+			if json.Valid(body) && !json.Valid(clamped) {
+				t.Fatalf("clamp broke valid JSON: %q -> %q", body, clamped)
+			}
+		}
+		if withUsage, ok := EnsureIncludeUsage(nil, body); ok {
+			if r2 := InspectRequest(p, withUsage); !r2.IncludeUsage {
+				t.Fatalf("%q: include_usage not set", withUsage)
+			}
+			if json.Valid(body) && !json.Valid(withUsage) {
+				t.Fatalf("include_usage broke valid JSON: %q -> %q", body, withUsage)
+			}
+		}
+	})
+}
+
+func FuzzParseUsageJSON(f *testing.F) {
+	for _, name := range []string{"openai_chat.json", "openai_responses.json", "anthropic_message.json"} {
+		f.Add(uint8(0), readTestdata(f, name))
+	}
+	f.Add(uint8(1), []byte(`{"usage":{"input_tokens":"9e99","output_tokens":1.5}}`))
+	f.Fuzz(func(t *testing.T, pi uint8, body []byte) {
+		p := fuzzProviders[int(pi)%len(fuzzProviders)]
+		u, ok := ParseUsageJSON(p, body)
+		if u.InputTokens < 0 || u.OutputTokens < 0 {
+			t.Fatalf("negative usage %+v", u)
+		}
+		if !ok && u != (Usage{}) {
+			t.Fatalf("usage %+v without ok", u)
+		}
+		if c := Cost(u, control.Price{InputPerMTok: 1 << 40, OutputPerMTok: 1 << 40}); c < 0 {
+			t.Fatalf("negative cost %d", c)
+		}
+		if v, ok := HeaderCost(body); ok && v < 0 {
+			t.Fatalf("negative header cost %d", v)
+		}
+	})
+}
+
+func FuzzSSEScanner(f *testing.F) {
+	for _, name := range []string{"openai_chat_stream.sse", "openai_responses_stream.sse", "anthropic_stream.sse"} {
+		f.Add(uint8(0), uint16(7), readTestdata(f, name))
+	}
+	f.Add(uint8(1), uint16(1), []byte("data: {\"usage\":{\"input_tokens\":1}}\r\n\r\ndata: [DONE]\n\n"))
+	f.Fuzz(func(t *testing.T, pi uint8, size uint16, stream []byte) {
+		p := fuzzProviders[int(pi)%len(fuzzProviders)]
+		n := max(int(size), 1)
+		// The same stream fed whole and in chunks gives the same usage
+		// when no line outgrows the buffer.
+		whole := NewScanner(p)
+		whole.Feed(stream)
+		split := NewScanner(p)
+		for off := 0; off < len(stream); off += n {
+			chunk := stream[off:min(off+n, len(stream))]
+			if fl := split.Feed(chunk); fl < 0 || fl > len(chunk) || (fl > 0 && chunk[fl-1] != '\n') {
+				t.Fatalf("flush point %d in chunk of %d", fl, len(chunk))
+			}
+		}
+		uw, okw := whole.Usage()
+		us, oks := split.Usage()
+		if uw.InputTokens < 0 || uw.OutputTokens < 0 || us.InputTokens < 0 || us.OutputTokens < 0 {
+			t.Fatalf("negative usage %+v %+v", uw, us)
+		}
+		if split.SkippedLines() == 0 && (uw != us || okw != oks || whole.Done() != split.Done()) {
+			t.Fatalf("whole %+v %v, split by %d %+v %v", uw, okw, n, us, oks)
+		}
+	})
+}
