@@ -1,0 +1,164 @@
+package budget
+
+import "github.com/redis/rueidis"
+
+// luaCommon is shared by the scripts: now in ms from the Redis clock (lease
+// deadlines never depend on a gateway's clock), exact integer formatting,
+// and the release of a lease's share of "reserved" along its chain.
+const luaCommon = `
+local p = ARGV[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function S(x) return string.format('%.0f', x) end
+local function decr(chain, d)
+  if not chain or d <= 0 then return end
+  for a in string.gmatch(chain, '%S+') do
+    local k = p .. 'r:' .. a
+    if redis.call('DECRBY', k, S(d)) <= 0 then redis.call('DEL', k) end
+  end
+end
+`
+
+// reserveLua: KEYS[1] = the tree's lease set. ARGV: prefix, lease member,
+// requested, minimum grant, lease TTL ms, chain (ids separated by spaces),
+// number of chain agents, then per agent: id, number of policies, and per
+// policy: limit, granularity, number of buckets, newest bucket.
+// Returns {granted, min headroom, binding agent index, binding policy index,
+// lease amount before the call or -1, 1 if no policy limits the chain}.
+const reserveLua = luaCommon + `
+local exp = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 64)
+for _, m in ipairs(exp) do
+  local lk = p .. 'l:' .. m
+  decr(redis.call('HGET', lk, 'c'), tonumber(redis.call('HGET', lk, 'a') or '0'))
+  redis.call('DEL', lk)
+  redis.call('ZREM', KEYS[1], m)
+end
+local requested = tonumber(ARGV[3])
+local minGrant = tonumber(ARGV[4])
+local n = tonumber(ARGV[7])
+local i = 8
+local minHead, bindA, bindP = nil, -1, -1
+for ai = 0, n - 1 do
+  local id = ARGV[i]
+  local np = tonumber(ARGV[i + 1])
+  i = i + 2
+  local res = tonumber(redis.call('GET', p .. 'r:' .. id) or '0')
+  for pi = 0, np - 1 do
+    local limit, g = tonumber(ARGV[i]), ARGV[i + 1]
+    local nb, newest = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+    i = i + 4
+    local keys = {}
+    for b = newest - nb + 1, newest do keys[#keys + 1] = p .. 's:' .. id .. ':' .. g .. ':' .. S(b) end
+    local sum = 0
+    for _, v in ipairs(redis.call('MGET', unpack(keys))) do
+      if v then sum = sum + tonumber(v) end
+    end
+    local head = limit - sum - res
+    if minHead == nil or head < minHead then minHead, bindA, bindP = head, ai, pi end
+  end
+end
+local grant = requested
+if minHead ~= nil and minHead < grant then grant = minHead end
+if grant <= 0 or grant < minGrant then grant = 0 end
+local lk = p .. 'l:' .. ARGV[2]
+local prev = redis.call('HGET', lk, 'a')
+if prev then prev = tonumber(prev) else prev = -1 end
+if grant > 0 then
+  for a in string.gmatch(ARGV[6], '%S+') do redis.call('INCRBY', p .. 'r:' .. a, S(grant)) end
+  redis.call('HINCRBY', lk, 'a', S(grant))
+  if prev < 0 then redis.call('HSET', lk, 'c', ARGV[6]) end
+  redis.call('HDEL', lk, 'rel')
+end
+if grant > 0 or prev >= 0 then redis.call('ZADD', KEYS[1], S(now + tonumber(ARGV[5])), ARGV[2]) end
+local unlimited = 0
+if minHead == nil then minHead, unlimited = -1, 1 end
+return {S(grant), S(minHead), bindA, bindP, S(prev), unlimited}
+`
+
+// releaseLua: KEYS[1] = the tree's lease set. ARGV: prefix, lease member,
+// unused amount, drain ms. What the gateway charged but the aggregator has
+// not applied yet stays reserved (until drain ms, then reclaimed).
+const releaseLua = luaCommon + `
+local lk = p .. 'l:' .. ARGV[2]
+local a = redis.call('HGET', lk, 'a')
+if not a then return '0' end
+a = tonumber(a)
+local d = tonumber(ARGV[3])
+if d > a then d = a end
+if d < 0 then d = 0 end
+decr(redis.call('HGET', lk, 'c'), d)
+if a - d <= 0 then
+  redis.call('DEL', lk)
+  redis.call('ZREM', KEYS[1], ARGV[2])
+else
+  redis.call('HINCRBY', lk, 'a', S(-d))
+  redis.call('HSET', lk, 'rel', '1')
+  redis.call('ZADD', KEYS[1], S(now + tonumber(ARGV[4])), ARGV[2])
+end
+return S(d)
+`
+
+// applyLua: KEYS[1] = the fence of (group, topic, partition, root). ARGV:
+// prefix, the tree's lease set, number of spends, then per spend (in offset
+// order): offset, cost, reserved, lease member or "", minute, hour, day,
+// week and month buckets, number of agents, agents (the agent, then its
+// ancestors). Spends at or below the fence change nothing.
+const applyLua = luaCommon + `
+local G = {'m', 'h', 'd', 'w', 'M'}
+local TTL = {7200, 172800, 2851200, 1296000, 5443200}
+local fence = tonumber(redis.call('GET', KEYS[1]) or '-1')
+local top = fence
+local acc, order = {}, {}
+local i = 4
+for s = 1, tonumber(ARGV[3]) do
+  local off, cost, res, m = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), ARGV[i + 3]
+  local na = tonumber(ARGV[i + 9])
+  local a0 = i + 10
+  if off > top then
+    top = off
+    if cost ~= 0 then
+      for j = a0, a0 + na - 1 do
+        for gi = 1, 5 do
+          local k = p .. 's:' .. ARGV[j] .. ':' .. G[gi] .. ':' .. ARGV[i + 3 + gi]
+          if acc[k] == nil then
+            acc[k] = 0
+            order[#order + 1] = {k, TTL[gi]}
+          end
+          acc[k] = acc[k] + cost
+        end
+      end
+    end
+    if res > 0 and m ~= '' then
+      local lk = p .. 'l:' .. m
+      local a = redis.call('HGET', lk, 'a')
+      if a then
+        a = tonumber(a)
+        local d = res
+        if d > a then d = a end
+        if d > 0 then
+          decr(redis.call('HGET', lk, 'c'), d)
+          if a - d <= 0 and redis.call('HGET', lk, 'rel') then
+            redis.call('DEL', lk)
+            redis.call('ZREM', ARGV[2], m)
+          else
+            redis.call('HINCRBY', lk, 'a', S(-d))
+          end
+        end
+      end
+    end
+  end
+  i = a0 + na
+end
+for _, e in ipairs(order) do
+  redis.call('INCRBY', e[1], S(acc[e[1]]))
+  redis.call('EXPIRE', e[1], e[2])
+end
+if top > fence then redis.call('SET', KEYS[1], S(top), 'EX', 7776000) end
+return S(top)
+`
+
+var (
+	reserveScript = rueidis.NewLuaScript(reserveLua)
+	releaseScript = rueidis.NewLuaScript(releaseLua)
+	applyScript   = rueidis.NewLuaScript(applyLua)
+)
