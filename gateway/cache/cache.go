@@ -30,6 +30,7 @@ var (
 // Source reads control data from the database of record.
 type Source interface {
 	Agent(ctx context.Context, id event.UUID) (*control.Agent, error) // nil, nil when unknown
+	AgentByName(ctx context.Context, name string) (*control.Agent, error)
 	APIKey(ctx context.Context, prefix string) (control.APIKey, bool, error)
 	Tables(ctx context.Context) (*Tables, error)
 }
@@ -58,6 +59,7 @@ type Cache struct {
 	ttl     time.Duration
 	agents  *ristretto.Cache[[]byte, *control.Agent]
 	keys    *ristretto.Cache[[]byte, keyEntry]
+	names   *ristretto.Cache[string, event.UUID]
 	tables  atomic.Pointer[Tables]
 	// gen is bumped by every invalidation; a load that started under an
 	// older generation does not store its (possibly stale) result.
@@ -87,13 +89,20 @@ func New(src Source, o Options) (*Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot create the key cache: %w", err)
 	}
-	return &Cache{src: src, timeout: o.LoadTimeout, ttl: o.TTL, agents: agents, keys: keys}, nil
+	names, err := ristretto.NewCache(&ristretto.Config[string, event.UUID]{
+		NumCounters: int64(o.MaxEntries) * 10, MaxCost: int64(o.MaxEntries), BufferItems: 64,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot create the agent name cache: %w", err)
+	}
+	return &Cache{src: src, timeout: o.LoadTimeout, ttl: o.TTL, agents: agents, keys: keys, names: names}, nil
 }
 
 // Close releases the caches.
 func (c *Cache) Close() {
 	c.agents.Close()
 	c.keys.Close()
+	c.names.Close()
 }
 
 // Agent returns the agent with id, from the cache or the source.
@@ -113,6 +122,32 @@ func (c *Cache) Agent(id event.UUID) (*control.Agent, error) {
 	}
 	if a != nil && c.gen.Load() == gen {
 		c.agents.SetWithTTL(append([]byte(nil), id[:]...), a, 1, c.ttl)
+	}
+	return a, nil
+}
+
+// AgentByName returns the agent named name (a JWT names its agent by name
+// or by id). Names are looked up in the source and the result cached by id.
+func (c *Cache) AgentByName(name string) (*control.Agent, error) {
+	if id, err := event.ParseUUID([]byte(name)); err == nil {
+		return c.Agent(id)
+	}
+	if a, ok := c.names.Get(name); ok {
+		hits.Inc()
+		return c.Agent(a)
+	}
+	misses.Inc()
+	gen := c.gen.Load()
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	a, err := c.src.AgentByName(ctx, name)
+	if err != nil {
+		loadErrors.Inc()
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if a != nil && c.gen.Load() == gen {
+		c.names.SetWithTTL(name, a.ID, 1, c.ttl)
+		c.agents.SetWithTTL(append([]byte(nil), a.ID[:]...), a, 1, c.ttl)
 	}
 	return a, nil
 }
@@ -182,6 +217,7 @@ func (c *Cache) DropAll() {
 	c.gen.Add(1)
 	c.agents.Clear()
 	c.keys.Clear()
+	c.names.Clear()
 }
 
 // Wait blocks until pending cache writes are visible (tests).

@@ -1,0 +1,219 @@
+// Package gateway is Caracal's proxy: a fasthttp server that authenticates
+// agents, checks their policies and budgets, forwards their calls and meters
+// them to Kafka. See handler.go for the request path.
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
+
+	"github.com/caracal-gw/caracal/gateway/auth"
+	"github.com/caracal-gw/caracal/gateway/cache"
+	"github.com/caracal-gw/caracal/gateway/meter"
+	"github.com/caracal-gw/caracal/gateway/proxy"
+	"github.com/caracal-gw/caracal/gateway/replay"
+	"github.com/caracal-gw/caracal/internal/budget"
+	"github.com/caracal-gw/caracal/internal/config"
+	"github.com/caracal-gw/caracal/internal/control"
+	"github.com/caracal-gw/caracal/internal/event"
+)
+
+// Deps are the gateway's collaborators, built by the caller (cmd/caracal).
+type Deps struct {
+	Cache    *cache.Cache
+	Listener *cache.Listener
+	Producer *meter.Producer
+	Budget   *budget.Leaser
+	Replay   *replay.Checker
+	// BudgetReady reports whether the budget store answers (a Redis ping
+	// loop run by the caller).
+	BudgetReady func() bool
+}
+
+// Gateway serves agents' requests.
+type Gateway struct {
+	cfg         *config.Config
+	cache       *cache.Cache
+	listener    *cache.Listener
+	producer    *meter.Producer
+	budget      *budget.Leaser
+	budgetReady func() bool
+	replay      *replay.Checker
+	keys        *auth.APIKeyVerifier
+	jwt         atomic.Pointer[auth.JWTVerifier]
+	hygiene     *proxy.Hygiene
+	rates       *rateLimiter
+	ids         *event.IDGen
+	gatewayID   []byte
+	inflight    atomic.Int64
+	maxInflight int64
+	gauges      *metrics.Set
+
+	mu     sync.Mutex
+	routes atomic.Pointer[routeTable]
+	server *fasthttp.Server
+}
+
+// New builds a gateway; Serve starts it.
+func New(cfg *config.Config, d Deps) (*Gateway, error) {
+	h, err := proxy.NewHygiene(cfg.Gateway.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("config key gateway.trustedProxies: %w", err)
+	}
+	g := &Gateway{
+		cfg: cfg, cache: d.Cache, listener: d.Listener, producer: d.Producer, budget: d.Budget, budgetReady: d.BudgetReady, replay: d.Replay,
+		hygiene: h, rates: newRateLimiter(), ids: event.NewIDGen(),
+		gatewayID:   []byte(d.Budget.Owner()),
+		maxInflight: int64(cfg.MaxConcurrentRequests),
+	}
+	g.keys = auth.NewAPIKeyVerifier(g.keyLookup, nil)
+	g.registerGauges()
+	return g, nil
+}
+
+// keyLookup backs the API-key verifier with the cache; an unavailable store
+// was already answered with 503 before the verifier runs.
+func (g *Gateway) keyLookup(prefix []byte) (control.APIKey, bool) {
+	k, found, err := g.cache.APIKey(prefix)
+	return k, found && err == nil
+}
+
+func (g *Gateway) certLookup(kind control.MTLSKind, value string) (event.UUID, bool) {
+	rt := g.cache.Tables()
+	if rt == nil {
+		return event.UUID{}, false
+	}
+	for _, id := range rt.Identities {
+		if id.Kind == kind && id.Value == value {
+			return id.AgentID, true
+		}
+	}
+	return event.UUID{}, false
+}
+
+// routeTable returns the compiled routes for the current control tables,
+// rebuilding them when the tables changed.
+func (g *Gateway) routeTable() *routeTable {
+	t := g.cache.Tables()
+	if t == nil {
+		return nil
+	}
+	if rt := g.routes.Load(); rt != nil && rt.from == t {
+		return rt
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if rt := g.routes.Load(); rt != nil && rt.from == t {
+		return rt
+	}
+	rt, err := g.buildRoutes(t)
+	if err != nil {
+		slog.Error("cannot apply the changed routes; keeping the previous ones", "err", err)
+		return g.routes.Load()
+	}
+	jv, err := auth.NewJWTVerifier(t.Issuers, auth.JWTOptions{})
+	if err != nil {
+		slog.Error("cannot apply the changed JWT issuers; keeping the previous ones", "err", err)
+	} else {
+		g.jwt.Store(jv)
+	}
+	g.routes.Store(rt)
+	return rt
+}
+
+// Ready reports whether every dependency the request path trusts is usable.
+func (g *Gateway) Ready() []Check {
+	return []Check{
+		{Name: "policy store", OK: func() bool { return g.listener.Ready() && g.cache.Tables() != nil }},
+		{Name: "budget store", OK: g.budgetReady},
+		{Name: "producer", OK: g.producer.HasRoom},
+	}
+}
+
+// Server returns the fasthttp server with the gateway's limits.
+func (g *Gateway) Server() *fasthttp.Server {
+	c := g.cfg
+	g.server = &fasthttp.Server{
+		Handler:                       g.handle,
+		Name:                          "caracal",
+		ReadTimeout:                   c.RequestTimeout.D(),
+		WriteTimeout:                  c.RequestTimeout.D(),
+		IdleTimeout:                   2 * time.Minute,
+		MaxRequestBodySize:            c.Gateway.MaxRequestBody,
+		ReadBufferSize:                c.Gateway.MaxHeaderBytes,
+		Concurrency:                   c.MaxConcurrentRequests * 4,
+		DisableHeaderNamesNormalizing: false,
+		NoDefaultServerHeader:         true,
+		NoDefaultDate:                 false,
+		CloseOnShutdown:               true,
+		StreamRequestBody:             false,
+		ErrorHandler:                  g.parseError,
+	}
+	return g.server
+}
+
+// parseError answers requests fasthttp could not parse with the JSON shape.
+func (g *Gateway) parseError(ctx *fasthttp.RequestCtx, err error) {
+	c := CodeBadRequest
+	var tooLarge *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		c = CodeBodyTooLarge
+	case errors.As(err, &tooLarge):
+		writeError(ctx, CodeBadRequest, "request header fields too large", nil, nil)
+		ctx.SetStatusCode(fasthttp.StatusRequestHeaderFieldsTooLarge)
+		ctx.SetConnectionClose()
+		return
+	}
+	writeError(ctx, c, "", nil, nil)
+	ctx.SetConnectionClose()
+}
+
+// Serve serves ln (wrapped in TLS by the caller when configured) until
+// Shutdown.
+func (g *Gateway) Serve(ln net.Listener) error {
+	if g.server == nil {
+		g.Server()
+	}
+	return g.server.Serve(ln)
+}
+
+// ServeTLS serves ln with TLS config tc.
+func (g *Gateway) ServeTLS(ln net.Listener, tc *tls.Config) error {
+	return g.Serve(tls.NewListener(ln, tc))
+}
+
+// Shutdown stops accepting, waits for in-flight requests up to ctx's
+// deadline, and returns the leases. The caller flushes the producer after.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	var err error
+	if g.server != nil {
+		err = g.server.ShutdownWithContext(ctx)
+	}
+	for g.inflight.Load() > 0 && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if err2 := g.budget.Close(ctx); err == nil {
+		err = err2
+	}
+	if g.gauges != nil {
+		metrics.UnregisterSet(g.gauges, true)
+	}
+	return err
+}
+
+// InFlight returns the requests being served.
+func (g *Gateway) InFlight() int64 { return g.inflight.Load() }

@@ -1,0 +1,188 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/rueidis"
+
+	"github.com/caracal-gw/caracal/gateway/cache"
+	"github.com/caracal-gw/caracal/gateway/meter"
+	"github.com/caracal-gw/caracal/gateway/replay"
+	"github.com/caracal-gw/caracal/internal/budget"
+	"github.com/caracal-gw/caracal/internal/config"
+	"github.com/caracal-gw/caracal/internal/control"
+	"github.com/caracal-gw/caracal/internal/event"
+)
+
+// Running is a started gateway with everything it owns.
+type Running struct {
+	GW        *Gateway
+	Addr      string
+	AdminAddr string
+	stop      []func(context.Context) error
+	errc      chan error
+}
+
+// Start builds the gateway's collaborators from cfg and serves it.
+func Start(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool) (*Running, error) {
+	rg := &Running{errc: make(chan error, 2)}
+	fail := func(err error) (*Running, error) {
+		rg.Stop(5 * time.Second) //nolint:errcheck
+		return nil, err
+	}
+	c, err := cache.New(cache.DBSource{Q: pool}, cache.Options{
+		MaxEntries: cfg.PolicyCacheMaxSize, TTL: cfg.PolicyCacheTTL.D(), LoadTimeout: cfg.DBPoolTimeout.D(),
+	})
+	if err != nil {
+		return fail(err)
+	}
+	rg.stop = append(rg.stop, func(context.Context) error { c.Close(); return nil })
+	lctx, lcancel := context.WithCancel(context.WithoutCancel(ctx))
+	listenURL := cfg.Database.URL
+	if cfg.Database.DirectURL != "" {
+		listenURL = cfg.Database.DirectURL
+	}
+	lst := cache.NewListener(listenURL, c)
+	ldone := make(chan struct{})
+	go func() { lst.Run(lctx); close(ldone) }()
+	rg.stop = append(rg.stop, func(context.Context) error { lcancel(); <-ldone; return nil })
+	if err := c.Reload(ctx); err != nil {
+		return fail(err)
+	}
+
+	rc, err := budget.NewClient(cfg.Redis)
+	if err != nil {
+		return fail(err)
+	}
+	rg.stop = append(rg.stop, func(context.Context) error { rc.Close(); return nil })
+	var redisOK atomic.Bool
+	pctx, pcancel := context.WithCancel(context.WithoutCancel(ctx))
+	pdone := make(chan struct{})
+	go func() { pingLoop(pctx, rc, &redisOK); close(pdone) }()
+	rg.stop = append(rg.stop, func(context.Context) error { pcancel(); <-pdone; return nil })
+
+	leaser, err := budget.NewLeaser(budget.NewStore(rc), budget.LeaserOptions{
+		LeaseSize: cfg.Gateway.LeaseSize,
+		LeaseTTL:  cfg.Gateway.LeaseTTL.D(),
+		Policies: func(_ context.Context, id event.UUID) ([]control.Policy, error) {
+			a, err := c.Agent(id)
+			if err != nil || a == nil {
+				return nil, fmt.Errorf("cannot load the policies of agent %s: %v", id, err)
+			}
+			return a.Policies, nil
+		},
+	})
+	if err != nil {
+		return fail(err)
+	}
+	rp, err := replay.New(rc, replay.Config{Window: cfg.Gateway.ReplayWindow.D()})
+	if err != nil {
+		return fail(err)
+	}
+	prod, err := meter.NewProducer(cfg)
+	if err != nil {
+		return fail(err)
+	}
+	gw, err := New(cfg, Deps{
+		Cache: c, Listener: lst, Producer: prod, Budget: leaser, Replay: rp, BudgetReady: redisOK.Load,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	rg.GW = gw
+	// Stopped in reverse: the gateway drains and returns its leases, then the
+	// producer flushes every event.
+	rg.stop = append(rg.stop, func(ctx context.Context) error { return prod.Close(ctx) })
+
+	adminLn, err := net.Listen("tcp", cfg.Gateway.AdminListen)
+	if err != nil {
+		return fail(fmt.Errorf("cannot listen on gateway.adminListen %s: %w", cfg.Gateway.AdminListen, err))
+	}
+	rg.AdminAddr = adminLn.Addr().String()
+	admin := &http.Server{Handler: AdminHandler(gw.Ready(), cfg.Gateway.AdminToken, cfg.Gateway.EnablePprof), ReadHeaderTimeout: 5 * time.Second}
+	go func() { rg.errc <- ignoreClosed(admin.Serve(adminLn)) }()
+	rg.stop = append(rg.stop, admin.Shutdown)
+
+	ln, err := net.Listen("tcp", cfg.Gateway.Listen)
+	if err != nil {
+		return fail(fmt.Errorf("cannot listen on gateway.listen %s: %w", cfg.Gateway.Listen, err))
+	}
+	rg.Addr = ln.Addr().String()
+	tc, err := serverTLS(cfg)
+	if err != nil {
+		ln.Close()
+		return fail(err)
+	}
+	srv := gw.Server()
+	if tc != nil {
+		ln = tls.NewListener(ln, tc)
+	}
+	go func() { rg.errc <- srv.Serve(ln) }()
+	rg.stop = append(rg.stop, gw.Shutdown)
+	return rg, nil
+}
+
+// Stop shuts everything down in reverse order within timeout.
+func (rg *Running) Stop(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var errs []error
+	for i := len(rg.stop) - 1; i >= 0; i-- {
+		if err := rg.stop[i](ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// pingLoop keeps ok true while Redis answers PING.
+func pingLoop(ctx context.Context, rc rueidis.Client, ok *atomic.Bool) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := rc.Do(pctx, rc.B().Ping().Build()).Error()
+		cancel()
+		if err != nil && ok.Load() {
+			slog.Warn("budget store unreachable", "err", err)
+		}
+		ok.Store(err == nil)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// serverTLS returns the listener's TLS config, or nil when plaintext is
+// explicitly configured.
+func serverTLS(cfg *config.Config) (*tls.Config, error) {
+	if cfg.Gateway.Plaintext {
+		return nil, nil
+	}
+	if cfg.Gateway.CertFile == "" {
+		return nil, errors.New("config key gateway.certFile: TLS needs a certificate and key (or gateway.plaintext: true)")
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.Gateway.CertFile, cfg.Gateway.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("config key gateway.certFile: %w", err)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
+}
