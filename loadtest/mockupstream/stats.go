@@ -1,0 +1,106 @@
+package mockupstream
+
+import (
+	"encoding/json"
+	"sync/atomic"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Endpoint names an API the mock serves.
+type Endpoint uint8
+
+const (
+	ChatCompletions Endpoint = iota
+	Responses
+	Messages
+	numEndpoints
+)
+
+var endpointPaths = [numEndpoints]string{
+	ChatCompletions: "/v1/chat/completions",
+	Responses:       "/v1/responses",
+	Messages:        "/v1/messages",
+}
+
+func (e Endpoint) String() string {
+	return [numEndpoints]string{"chat_completions", "responses", "messages"}[e]
+}
+
+func endpointOf(path string) (Endpoint, bool) {
+	for e, p := range endpointPaths {
+		if p == path {
+			return Endpoint(e), true
+		}
+	}
+	return 0, false
+}
+
+// EndpointStats count what one endpoint served. Tokens are those of the
+// 200 answers (the usage each answer reported).
+type EndpointStats struct {
+	OK           int64 `json:"ok"`
+	Streams      int64 `json:"streams"`
+	ClientErrors int64 `json:"client_errors"`
+	ServerErrors int64 `json:"server_errors"`
+	InputTokens  int64 `json:"input_tokens"`
+	OutputTokens int64 `json:"output_tokens"`
+}
+
+// Stats count what the mock served since it started.
+type Stats struct {
+	// Requests counts the requests to the three APIs, whatever their status.
+	Requests        int64         `json:"requests"`
+	OK              int64         `json:"ok"`
+	InputTokens     int64         `json:"input_tokens"`
+	OutputTokens    int64         `json:"output_tokens"`
+	NotFound        int64         `json:"not_found"`
+	ChatCompletions EndpointStats `json:"chat_completions"`
+	Responses       EndpointStats `json:"responses"`
+	Messages        EndpointStats `json:"messages"`
+}
+
+type endpointCounters struct {
+	ok, streams, clientErrors, serverErrors, in, out atomic.Int64
+}
+
+type counters struct {
+	byEndpoint [numEndpoints]endpointCounters
+	notFound   atomic.Int64
+}
+
+func (c *counters) endpoint(e Endpoint) *endpointCounters { return &c.byEndpoint[e] }
+
+func (c *endpointCounters) load() EndpointStats {
+	return EndpointStats{
+		OK: c.ok.Load(), Streams: c.streams.Load(), ClientErrors: c.clientErrors.Load(),
+		ServerErrors: c.serverErrors.Load(), InputTokens: c.in.Load(), OutputTokens: c.out.Load(),
+	}
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	st := Stats{
+		NotFound:        s.stats.notFound.Load(),
+		ChatCompletions: s.stats.byEndpoint[ChatCompletions].load(),
+		Responses:       s.stats.byEndpoint[Responses].load(),
+		Messages:        s.stats.byEndpoint[Messages].load(),
+	}
+	for _, e := range []EndpointStats{st.ChatCompletions, st.Responses, st.Messages} {
+		st.Requests += e.OK + e.ClientErrors + e.ServerErrors
+		st.OK += e.OK
+		st.InputTokens += e.InputTokens
+		st.OutputTokens += e.OutputTokens
+	}
+	return st
+}
+
+func (s *Server) serveStats(ctx *fasthttp.RequestCtx) {
+	b, err := json.Marshal(s.Stats())
+	if err != nil {
+		writeError(ctx, fasthttp.StatusInternalServerError, "server_error", err.Error())
+		return
+	}
+	ctx.SetContentType("application/json")
+	ctx.SetBody(b)
+}
