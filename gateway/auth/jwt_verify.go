@@ -153,6 +153,9 @@ func (is *issuer) verifySig(ctx context.Context, h *header, input, sig []byte) R
 // kid only when the issuer has exactly one key.
 func (is *issuer) key(ctx context.Context, h *header) (*pubKey, Reason) {
 	if !h.hasKid {
+		if is.jwks != nil && len(is.jwks.all()) == 0 {
+			is.jwks.refreshForKid(ctx, "") // nothing fetched yet (rate-limited)
+		}
 		return is.onlyKey()
 	}
 	if k := is.static[h.kid]; k != nil {
