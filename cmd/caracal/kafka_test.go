@@ -74,17 +74,20 @@ func TestKafkaCreateTopicsIsIdempotent(t *testing.T) {
 }
 
 func TestKafkaCreateTopicsBadFlags(t *testing.T) {
-	for _, args := range [][]string{
-		{"--partitions", "0"},
-		{"--replication-factor", "0"},
-		{"--replication-factor", "1", "--min-insync-replicas", "2"},
-		{"--retention", "0s"},
-		{"--partitions", "x"},
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--partitions", "0"}, "--partitions must"},
+		{[]string{"--replication-factor", "0"}, "--replication-factor must"},
+		{[]string{"--replication-factor", "1", "--min-insync-replicas", "2"}, "--min-insync-replicas must"},
+		{[]string{"--retention", "0s"}, "--retention must"},
+		{[]string{"--partitions", "x"}, `invalid argument "x" for "--partitions"`},
 	} {
 		var out, errb strings.Builder
-		err := run(context.Background(), append([]string{"kafka", "create-topics"}, args...), &out, &errb)
-		if err == nil || strings.ContainsAny(err.Error(), "\n") || !strings.Contains(err.Error(), args[0]) {
-			t.Errorf("create-topics %v: error %v, want one line", args, err)
+		err := run(context.Background(), append([]string{"kafka", "create-topics"}, tc.args...), &out, &errb)
+		if err == nil || strings.ContainsAny(err.Error(), "\n") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("create-topics %v: error %v, want one line containing %q", tc.args, err, tc.want)
 		}
 	}
 }
