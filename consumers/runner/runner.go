@@ -1,0 +1,388 @@
+// Package runner is the one consumer loop shared by the ledger writer, the
+// metrics aggregator and the audit logger: a franz-go group consumer
+// (read_committed, no auto-commit, max.poll.records per poll) that hands each
+// poll to a Handler, sends records the handler rejects to the DLQ, retries a
+// failed batch with backoff without committing it, and commits offsets to
+// Kafka only after the handler stored the batch.
+//
+// Rebalances are blocked while a batch is in flight (kgo.BlockRebalanceOnPoll),
+// so a revoke always happens between batches: the batch is finished and its
+// offsets committed before the partitions go.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/caracal-gw/caracal/internal/config"
+	"github.com/caracal-gw/caracal/internal/kafkaopt"
+)
+
+// Offsets maps topic -> partition -> offset of the next record to consume.
+type Offsets map[string]map[int32]int64
+
+// Set records next as the next offset of topic/partition.
+func (o Offsets) Set(topic string, partition int32, next int64) {
+	m := o[topic]
+	if m == nil {
+		m = map[int32]int64{}
+		o[topic] = m
+	}
+	m[partition] = next
+}
+
+// Batch is one poll: the records the handler accepted and the next offset of
+// every partition the poll touched (rejected records included).
+type Batch struct {
+	Records []*kgo.Record
+	Next    Offsets
+}
+
+// Handler stores what a consumer makes of its records.
+type Handler interface {
+	// Begin starts a new batch; the handler drops what it buffered before.
+	Begin()
+	// Decode validates r and buffers what the handler makes of it. An error
+	// sends r to the DLQ; the partition keeps moving.
+	Decode(r *kgo.Record) error
+	// HandleBatch stores the buffered batch and b.Next atomically. On an
+	// error it is called again with the same batch (after a backoff), so it
+	// must leave no partial effect.
+	HandleBatch(ctx context.Context, b *Batch) error
+	// Stored returns the offsets the handler stored itself for the given
+	// partitions; the runner seeks to them on assignment. A partition missing
+	// from the result starts at Kafka's committed offset (or the start).
+	Stored(ctx context.Context, assigned map[string][]int32) (Offsets, error)
+}
+
+// Options configure a Runner.
+type Options struct {
+	// Name is the consumer label of the metrics ("ledger", "metrics", "audit").
+	Name   string
+	Group  string
+	Topics []string
+	// DLQTopic receives rejected records (config kafka.topics.dlq).
+	DLQTopic string
+	// MaxPollRecords bounds a batch (kafka.consumer.max.poll.records).
+	MaxPollRecords int
+	// RetryMin and RetryMax bound the backoff of a failed batch; after
+	// UnhealthyAfter failures in a row the runner reports unhealthy and
+	// keeps retrying.
+	RetryMin, RetryMax time.Duration
+	UnhealthyAfter     int
+	// ExtraOpts are appended to the client options (tests).
+	ExtraOpts []kgo.Opt
+	Logger    *slog.Logger
+}
+
+func (o *Options) validate() error {
+	switch {
+	case o.Name == "":
+		return errors.New("runner: Name is empty")
+	case o.Group == "":
+		return errors.New("runner: Group is empty")
+	case len(o.Topics) == 0:
+		return errors.New("runner: no topics")
+	case o.DLQTopic == "":
+		return errors.New("runner: DLQTopic is empty")
+	}
+	if o.MaxPollRecords <= 0 {
+		o.MaxPollRecords = 500
+	}
+	if o.RetryMin <= 0 {
+		o.RetryMin = 100 * time.Millisecond
+	}
+	if o.RetryMax < o.RetryMin {
+		o.RetryMax = 10 * time.Second
+	}
+	if o.UnhealthyAfter <= 0 {
+		o.UnhealthyAfter = 5
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Runner consumes for one Handler.
+type Runner struct {
+	opts Options
+	h    Handler
+	cl   *kgo.Client
+
+	healthy atomic.Bool
+	// committed holds the next offsets committed so far, for the revoke
+	// callback and the lag gauge.
+	mu        sync.Mutex
+	committed Offsets
+	lag       map[string]*atomic.Int64
+
+	records, batches, dlq, failures *metrics.Counter
+	batchSeconds                    *metrics.Summary
+}
+
+// New builds a Runner from the configuration's Kafka settings.
+func New(cfg *config.Config, h Handler, opts Options) (*Runner, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	r := &Runner{opts: opts, h: h, committed: Offsets{}, lag: map[string]*atomic.Int64{}}
+	r.healthy.Store(true)
+	label := `{consumer="` + opts.Name + `"}`
+	r.records = metrics.GetOrCreateCounter("caracal_consumer_records_total" + label)
+	r.batches = metrics.GetOrCreateCounter("caracal_consumer_batches_total" + label)
+	r.dlq = metrics.GetOrCreateCounter("caracal_consumer_dlq_total" + label)
+	r.failures = metrics.GetOrCreateCounter("caracal_consumer_batch_failures_total" + label)
+	r.batchSeconds = metrics.GetOrCreateSummary("caracal_consumer_batch_seconds" + label)
+	metrics.GetOrCreateGauge("caracal_consumer_healthy"+label, func() float64 {
+		if r.healthy.Load() {
+			return 1
+		}
+		return 0
+	})
+	kopts := append(kafkaopt.Consumer(cfg, opts.Group, opts.Topics...),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.AdjustFetchOffsetsFn(r.adjustOffsets),
+		kgo.OnPartitionsRevoked(r.onRevoked),
+		kgo.AllowAutoTopicCreation(),
+	)
+	kopts = append(kopts, opts.ExtraOpts...)
+	cl, err := kgo.NewClient(kopts...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot create the Kafka consumer %s: %w", opts.Name, err)
+	}
+	r.cl = cl
+	return r, nil
+}
+
+// Healthy reports false while batches keep failing.
+func (r *Runner) Healthy() bool { return r.healthy.Load() }
+
+// Client is the underlying client (to produce from tests or handlers).
+func (r *Runner) Client() *kgo.Client { return r.cl }
+
+// Close leaves the group and closes the client.
+func (r *Runner) Close() { r.cl.Close() }
+
+// adjustOffsets replaces Kafka's committed offsets with the ones the handler
+// stored in the same transaction as its rows.
+func (r *Runner) adjustOffsets(ctx context.Context, in map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	assigned := map[string][]int32{}
+	for t, ps := range in {
+		for p := range ps {
+			assigned[t] = append(assigned[t], p)
+		}
+	}
+	stored, err := r.retryStored(ctx, assigned)
+	if err != nil {
+		return nil, err
+	}
+	for t, ps := range stored {
+		for p, next := range ps {
+			if _, ok := in[t][p]; ok {
+				in[t][p] = kgo.NewOffset().At(next)
+			}
+		}
+	}
+	return in, nil
+}
+
+func (r *Runner) retryStored(ctx context.Context, assigned map[string][]int32) (Offsets, error) {
+	var out Offsets
+	err := r.retry(ctx, "read stored offsets", func() error {
+		var err error
+		out, err = r.h.Stored(ctx, assigned)
+		return err
+	})
+	return out, err
+}
+
+// onRevoked runs between batches (rebalances are blocked during one): the
+// last batch is stored, so its offsets are committed before the partitions go.
+func (r *Runner) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	r.mu.Lock()
+	off := r.committed
+	r.committed = Offsets{}
+	r.mu.Unlock()
+	if err := r.commitKafka(ctx, off); err != nil {
+		r.opts.Logger.Warn("cannot commit offsets on revoke", "consumer", r.opts.Name, "err", err)
+	}
+	for t, ps := range revoked {
+		for _, p := range ps {
+			r.lagGauge(t, p).Store(0)
+		}
+	}
+}
+
+// Run consumes until ctx is done. A batch is never committed before the
+// handler stored it; on cancel the batch in flight is abandoned uncommitted.
+func (r *Runner) Run(ctx context.Context) error {
+	for ctx.Err() == nil {
+		fetches := r.cl.PollRecords(ctx, r.opts.MaxPollRecords)
+		if fetches.IsClientClosed() {
+			return nil
+		}
+		if ctx.Err() != nil {
+			r.cl.AllowRebalance()
+			break
+		}
+		fetches.EachError(func(t string, p int32, err error) {
+			r.opts.Logger.Warn("fetch error", "consumer", r.opts.Name, "topic", t, "partition", p, "err", err)
+		})
+		err := r.handle(ctx, fetches)
+		r.cl.AllowRebalance()
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Runner) handle(ctx context.Context, fetches kgo.Fetches) error {
+	start := time.Now()
+	b := &Batch{Next: Offsets{}}
+	hwm := map[string]int64{}
+	var rejects []*kgo.Record
+	r.h.Begin()
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		hwm[lagKey(p.Topic, p.Partition)] = p.HighWatermark
+		for _, rec := range p.Records {
+			if err := r.h.Decode(rec); err != nil {
+				rejects = append(rejects, dlqRecord(r.opts, rec, err))
+				continue
+			}
+			b.Records = append(b.Records, rec)
+		}
+		if n := len(p.Records); n > 0 {
+			b.Next.Set(p.Topic, p.Partition, p.Records[n-1].Offset+1)
+		}
+	})
+	if len(b.Next) == 0 {
+		return nil
+	}
+	// Rejected records reach the DLQ before the offsets past them are stored:
+	// a crash in between repeats them in the DLQ but never loses one.
+	if len(rejects) > 0 {
+		if err := r.retry(ctx, "produce to the DLQ", func() error { return r.cl.ProduceSync(ctx, rejects...).FirstErr() }); err != nil {
+			return err
+		}
+		r.dlq.Add(len(rejects))
+	}
+	if err := r.retry(ctx, "store the batch", func() error { return r.h.HandleBatch(ctx, b) }); err != nil {
+		return err
+	}
+	r.records.Add(len(b.Records))
+	r.batches.Inc()
+	r.batchSeconds.UpdateDuration(start)
+	r.mu.Lock()
+	for t, ps := range b.Next {
+		for p, next := range ps {
+			r.committed.Set(t, p, next)
+		}
+	}
+	r.mu.Unlock()
+	// Kafka's committed offsets follow the stored ones, for lag and for
+	// tools; the handler's stored offsets stay the truth.
+	if err := r.commitKafka(ctx, b.Next); err != nil {
+		r.opts.Logger.Warn("cannot commit offsets to Kafka", "consumer", r.opts.Name, "err", err)
+	}
+	for t, ps := range b.Next {
+		for p, next := range ps {
+			if h, ok := hwm[lagKey(t, p)]; ok {
+				r.lagGauge(t, p).Store(max(h-next, 0))
+			}
+		}
+	}
+	return nil
+}
+
+func (r *Runner) commitKafka(ctx context.Context, off Offsets) error {
+	if len(off) == 0 {
+		return nil
+	}
+	m := make(map[string]map[int32]kgo.EpochOffset, len(off))
+	for t, ps := range off {
+		m[t] = make(map[int32]kgo.EpochOffset, len(ps))
+		for p, next := range ps {
+			m[t][p] = kgo.EpochOffset{Epoch: -1, Offset: next}
+		}
+	}
+	var cerr error
+	r.cl.CommitOffsetsSync(ctx, m, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			cerr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil && cerr == nil {
+					cerr = fmt.Errorf("%s[%d]: %w", t.Topic, p.Partition, err)
+				}
+			}
+		}
+	})
+	return cerr
+}
+
+// retry runs fn until it succeeds or ctx is done, backing off between
+// attempts; after UnhealthyAfter failures in a row the runner is unhealthy
+// until the next success.
+func (r *Runner) retry(ctx context.Context, what string, fn func() error) error {
+	wait := r.opts.RetryMin
+	for fails := 0; ; fails++ {
+		err := fn()
+		if err == nil {
+			r.healthy.Store(true)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r.failures.Inc()
+		if fails+1 >= r.opts.UnhealthyAfter {
+			r.healthy.Store(false)
+		}
+		r.opts.Logger.Warn("cannot "+what+", retrying", "consumer", r.opts.Name, "attempt", fails+1, "wait", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		wait = min(wait*2, r.opts.RetryMax)
+	}
+}
+
+func lagKey(topic string, partition int32) string {
+	return topic + "\x00" + strconv.Itoa(int(partition))
+}
+
+func (r *Runner) lagGauge(topic string, partition int32) *atomic.Int64 {
+	k := lagKey(topic, partition)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v := r.lag[k]
+	if v == nil {
+		v = new(atomic.Int64)
+		r.lag[k] = v
+		name := fmt.Sprintf(`kafka_consumer_lag{group=%q,topic=%q,partition="%d"}`, r.opts.Group, topic, partition)
+		metrics.GetOrCreateGauge(name, func() float64 { return float64(v.Load()) })
+	}
+	return v
+}
