@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/caracal-gw/caracal/internal/control"
 )
@@ -27,6 +28,7 @@ func FuzzInspectRequest(f *testing.F) {
 		if e := Estimate(r, control.Price{InputPerMTok: 5, OutputPerMTok: 7, PerRequest: 1}, 100); e < 1 {
 			t.Fatalf("estimate %d", e)
 		}
+		checkAgainstEncodingJSON(t, p, body, r)
 		clamped, ok := ClampMaxTokens(nil, body, p, 42)
 		if ok != r.Object {
 			t.Fatalf("clamp ok %v, object %v", ok, r.Object)
@@ -101,4 +103,39 @@ func FuzzSSEScanner(f *testing.F) {
 			t.Fatalf("whole %+v %v, split by %d %+v %v", uw, okw, n, us, oks)
 		}
 	})
+}
+
+// checkAgainstEncodingJSON compares InspectRequest with encoding/json on
+// valid JSON objects: the scanner must read a body as the upstream would.
+func checkAgainstEncodingJSON(t *testing.T, p control.Provider, body []byte, r Request) {
+	var m map[string]json.RawMessage
+	if !json.Valid(body) || json.Unmarshal(body, &m) != nil || m == nil {
+		return
+	}
+	if !r.Object {
+		t.Fatalf("valid object %q not read whole", body)
+	}
+	var model string
+	if raw, ok := m["model"]; ok && json.Unmarshal(raw, &model) == nil {
+		if plain := !bytes.Contains(raw, []byte(`\`)) && utf8.Valid(raw); r.ModelEscaped == plain || plain && string(r.Model) != model {
+			t.Fatalf("model %q, encoding/json %q", r.Model, model)
+		}
+	}
+	if want := string(m["stream"]) == "true"; r.Stream != want {
+		t.Fatalf("stream %v, encoding/json %q", r.Stream, m["stream"])
+	}
+	want := int64(-1)
+	names := []string{"max_tokens"}
+	if p != control.Anthropic {
+		names = append(names, "max_completion_tokens", "max_output_tokens")
+	}
+	for _, k := range names {
+		var n int64
+		if raw, ok := m[k]; ok && json.Unmarshal(raw, &n) == nil && n > want {
+			want = n
+		}
+	}
+	if want >= 0 && r.MaxTokens < want {
+		t.Fatalf("max tokens %d, encoding/json %d", r.MaxTokens, want)
+	}
 }

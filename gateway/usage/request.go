@@ -1,6 +1,10 @@
 package usage
 
-import "github.com/caracal-gw/caracal/internal/control"
+import (
+	"unicode/utf8"
+
+	"github.com/caracal-gw/caracal/internal/control"
+)
 
 // API is the request dialect found in a body.
 type API uint8
@@ -17,9 +21,10 @@ type Request struct {
 	// Model is the raw content of the "model" string, a sub-slice of the
 	// body; nil when absent or not a string.
 	Model []byte
-	// ModelEscaped is set when Model contains a JSON escape: its raw bytes
-	// are then not the name the upstream sees, so the proxy should refuse
-	// the request rather than price or allow-list it by those bytes.
+	// ModelEscaped is set when Model contains a JSON escape or invalid
+	// UTF-8: its raw bytes are then not the name the upstream sees, so the
+	// proxy should refuse the request rather than price or allow-list it by
+	// those bytes.
 	ModelEscaped bool
 	// MaxTokens is the output token limit the body asks for, or -1 when it
 	// sets none. For OpenAI it is the largest of max_tokens,
@@ -84,7 +89,7 @@ func (r *Request) member(p control.Provider, key, val []byte) {
 	case keyIs(key, "model"):
 		r.Model, r.ModelEscaped = nil, false
 		if s, ok := stringContent(val); ok {
-			r.Model, r.ModelEscaped = s, hasBackslash(s)
+			r.Model, r.ModelEscaped = s, hasBackslash(s) || !utf8.Valid(s)
 		}
 	case keyIs(key, "stream"):
 		r.Stream = isTrue(val)

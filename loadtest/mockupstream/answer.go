@@ -144,7 +144,7 @@ func (c *call) streamChat(w *bufio.Writer) {
 		fmt.Fprintf(w, "data: {%s,\"choices\":[],\"usage\":%s}\n\n", head, c.chatUsage())
 	}
 	fmt.Fprint(w, "data: [DONE]\n\n")
-	c.flush(w)
+	w.Flush() //nolint:errcheck // the stream ends here either way
 }
 
 func (c *call) streamResponses(w *bufio.Writer) {
@@ -162,7 +162,7 @@ func (c *call) streamResponses(w *bufio.Writer) {
 	}
 	fmt.Fprintf(w, "event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":%d,\"response\":{\"id\":\"resp_mock%d\",\"object\":\"response\",\"created_at\":%d,\"status\":\"completed\",\"model\":%q,\"output\":[%s],\"usage\":%s}}\n\n",
 		c.chunks+1, c.seq, c.created, c.model, c.responsesOutput(), c.responsesUsage())
-	c.flush(w)
+	w.Flush() //nolint:errcheck // the stream ends here either way
 }
 
 func (c *call) streamMessages(w *bufio.Writer) {
@@ -181,5 +181,5 @@ func (c *call) streamMessages(w *bufio.Writer) {
 	fmt.Fprint(w, "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n")
 	fmt.Fprintf(w, "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":%d}}\n\n", c.out)
 	fmt.Fprint(w, "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
-	c.flush(w)
+	w.Flush() //nolint:errcheck // the stream ends here either way
 }
