@@ -8,7 +8,7 @@ import (
 	"github.com/caracal-gw/caracal/internal/store"
 )
 
-func init() { extraCommands = append(extraCommands, newAgentCmd) }
+func init() { extraCommands = append(extraCommands, adminCommand(newAgentCmd)) }
 
 var agentHeader = []string{"NAME", "ID", "PARENT", "STATUS", "RATE/S", "BURST", "REPLAY", "CREATED"}
 

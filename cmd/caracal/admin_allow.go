@@ -8,7 +8,7 @@ import (
 	"github.com/caracal-gw/caracal/internal/store"
 )
 
-func init() { extraCommands = append(extraCommands, newAllowCmd) }
+func init() { extraCommands = append(extraCommands, adminCommand(newAllowCmd)) }
 
 func newAllowCmd(a *app) *cobra.Command {
 	c := &cobra.Command{

@@ -11,7 +11,9 @@ import (
 )
 
 func init() {
-	extraCommands = append(extraCommands, newJWTIssuerCmd, newMTLSIdentityCmd)
+	extraCommands = append(extraCommands,
+		adminCommand(newJWTIssuerCmd),
+		adminCommand(newMTLSIdentityCmd))
 }
 
 var issuerHeader = []string{"ISSUER", "ALGORITHMS", "AUDIENCES", "KEYS", "AGENT CLAIM", "LEEWAY"}

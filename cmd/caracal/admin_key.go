@@ -8,7 +8,7 @@ import (
 	"github.com/caracal-gw/caracal/internal/store"
 )
 
-func init() { extraCommands = append(extraCommands, newKeyCmd) }
+func init() { extraCommands = append(extraCommands, adminCommand(newKeyCmd)) }
 
 var keyHeader = []string{"PREFIX", "AGENT", "NAME", "CREATED", "EXPIRES", "REVOKED"}
 

@@ -7,7 +7,7 @@ import (
 	"github.com/caracal-gw/caracal/internal/store"
 )
 
-func init() { extraCommands = append(extraCommands, newPolicyCmd) }
+func init() { extraCommands = append(extraCommands, adminCommand(newPolicyCmd)) }
 
 var policyHeader = []string{"AGENT", "LIMIT", "WINDOW", "KIND", "ACTIVE", "VERSION", "REASON", "CHANGED BY", "CHANGED"}
 

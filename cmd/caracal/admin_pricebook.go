@@ -10,7 +10,7 @@ import (
 	"github.com/caracal-gw/caracal/internal/store"
 )
 
-func init() { extraCommands = append(extraCommands, newPricebookCmd) }
+func init() { extraCommands = append(extraCommands, adminCommand(newPricebookCmd)) }
 
 var priceHeader = []string{"RESOURCE", "MODEL", "UNIT", "PRICE", "UPDATED"}
 

@@ -7,7 +7,7 @@ import (
 	"github.com/caracal-gw/caracal/internal/store"
 )
 
-func init() { extraCommands = append(extraCommands, newRouteCmd) }
+func init() { extraCommands = append(extraCommands, adminCommand(newRouteCmd)) }
 
 func newRouteCmd(a *app) *cobra.Command {
 	c := &cobra.Command{Use: "route", Short: "Map path prefixes to upstream APIs"}
