@@ -111,7 +111,6 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 	}
 	// From here the request is forwarded; s and the in-flight slot are
 	// released by onDone.
-	ctx.Response.Header.SetBytesKV(strRequestID, s.reqID)
 	if s.clamped != nil && len(s.clamped) > 0 {
 		ctx.Request.SetBodyRaw(s.clamped)
 	}
@@ -120,6 +119,7 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 	if s.finished() {
 		return
 	}
+	ctx.Response.Header.SetBytesKV(strRequestID, s.reqID)
 	s.sse = bytes.HasPrefix(ctx.Response.Header.ContentType(), strEventStream)
 	if s.route.Pricing == control.PriceHeader {
 		s.headerCost, s.hasHeaderCost = usage.HeaderCost(ctx.Response.Header.Peek(s.route.PriceHeader))

@@ -29,6 +29,7 @@ type Running struct {
 	Addr      string
 	AdminAddr string
 	stop      []func(context.Context) error
+	listener  *cache.Listener
 	errc      chan error
 }
 
@@ -52,6 +53,7 @@ func Start(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool) (*Runnin
 		listenURL = cfg.Database.DirectURL
 	}
 	lst := cache.NewListener(listenURL, c)
+	rg.listener = lst
 	ldone := make(chan struct{})
 	go func() { lst.Run(lctx); close(ldone) }()
 	rg.stop = append(rg.stop, func(context.Context) error { lcancel(); <-ldone; return nil })
@@ -186,3 +188,6 @@ func serverTLS(cfg *config.Config) (*tls.Config, error) {
 	}
 	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
 }
+
+// listenerApplied counts control-data notifications applied (tests).
+func (rg *Running) listenerApplied() int64 { return rg.listener.Applied.Load() }

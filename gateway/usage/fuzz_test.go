@@ -69,6 +69,7 @@ func FuzzParseUsageJSON(f *testing.F) {
 		if c := Cost(u, control.Price{InputPerMTok: 1 << 40, OutputPerMTok: 1 << 40}); c < 0 {
 			t.Fatalf("negative cost %d", c)
 		}
+		checkUsageAgainstEncodingJSON(t, p, body, u, ok)
 		if v, ok := HeaderCost(body); ok && v < 0 {
 			t.Fatalf("negative header cost %d", v)
 		}
@@ -137,5 +138,29 @@ func checkAgainstEncodingJSON(t *testing.T, p control.Provider, body []byte, r R
 	}
 	if want >= 0 && r.MaxTokens < want {
 		t.Fatalf("max tokens %d, encoding/json %d", r.MaxTokens, want)
+	}
+}
+
+// checkUsageAgainstEncodingJSON compares ParseUsageJSON with encoding/json
+// on valid bodies with a single OpenAI-style usage object of integers.
+func checkUsageAgainstEncodingJSON(t *testing.T, p control.Provider, body []byte, u Usage, ok bool) {
+	var top map[string]json.RawMessage
+	if p == control.Anthropic || !json.Valid(body) || json.Unmarshal(body, &top) != nil ||
+		bytes.Count(body, []byte(`usage`)) != 1 || bytes.Contains(body, []byte(`\`)) {
+		return
+	}
+	var fields map[string]int64
+	if raw, has := top["usage"]; !has || json.Unmarshal(raw, &fields) != nil || fields == nil {
+		return
+	}
+	if _, both := fields["input_tokens"]; both {
+		return
+	}
+	if _, both := fields["output_tokens"]; both {
+		return
+	}
+	want := Usage{InputTokens: max(fields["prompt_tokens"], 0), OutputTokens: max(fields["completion_tokens"], 0)}
+	if !ok || u != want {
+		t.Fatalf("usage %+v %v, encoding/json %+v", u, ok, want)
 	}
 }

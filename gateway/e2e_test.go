@@ -1,0 +1,347 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/caracal-gw/caracal/internal/config"
+	"github.com/caracal-gw/caracal/internal/event"
+	"github.com/caracal-gw/caracal/internal/store"
+	"github.com/caracal-gw/caracal/internal/testenv"
+	"github.com/caracal-gw/caracal/loadtest/mockupstream"
+)
+
+// stack is a gateway against the real PostgreSQL, Redis and Kafka, with a
+// mock OpenAI-compatible upstream, all on loopback.
+type stack struct {
+	cfg      *config.Config
+	db       store.Execer
+	mock     *mockupstream.Server
+	rg       *Running
+	base     string
+	key      string
+	brokers  []string
+	topic    string
+	decision string
+}
+
+const upstreamSecret = "sk-upstream-secret-for-tests"
+
+func newStack(t *testing.T, childLimitMicros int64) *stack {
+	t.Helper()
+	ctx := context.Background()
+	cfg := testenv.Config(t)
+	cfg.Database.URL = testenv.PGURL(t)
+	cfg.Kafka.Brokers = testenv.KafkaBrokers(t)
+	cfg.Redis.Addrs = []string{testenv.RedisAddr(t)}
+	cfg.Kafka.Topics.Metering = testenv.Name("t.metering.")
+	cfg.Kafka.Topics.Decisions = testenv.Name("t.decisions.")
+	cfg.Kafka.Topics.Audit = testenv.Name("t.audit.")
+	cfg.Gateway.Listen, cfg.Gateway.AdminListen, cfg.Gateway.Plaintext = "127.0.0.1:0", "127.0.0.1:0", true
+	cfg.Gateway.LeaseSize = 20_000
+	cfg.PolicyCacheTTL = config.Duration(time.Hour) // only NOTIFY can drop entries
+	admin, err := kgo.NewClient(kgo.SeedBrokers(cfg.Kafka.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := kadm.NewClient(admin).CreateTopics(ctx, 2, 1, nil, cfg.Kafka.Topics.Metering, cfg.Kafka.Topics.Decisions, cfg.Kafka.Topics.Audit); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := store.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+
+	mock := mockupstream.New(mockupstream.Options{OutputTokens: 16, Chunks: 3})
+	mln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go mock.Serve(mln) //nolint:errcheck // ends at Close
+	t.Cleanup(func() { mock.Close() })
+	t.Setenv("CARACAL_TEST_UPSTREAM_KEY", upstreamSecret)
+
+	org := testenv.Name("org-")
+	bot := testenv.Name("bot-")
+	must(t, func() error { _, err := store.CreateAgent(ctx, pool, store.NewAgent{Name: org}); return err })
+	must(t, func() error {
+		_, err := store.CreateAgent(ctx, pool, store.NewAgent{Name: bot, Parent: org})
+		return err
+	})
+	must(t, func() error {
+		_, err := store.SetPolicy(ctx, pool, store.PolicySpec{Agent: org, LimitMicros: 10_000_000, Window: "daily", Active: true, Reason: "test"})
+		return err
+	})
+	must(t, func() error {
+		_, err := store.SetPolicy(ctx, pool, store.PolicySpec{Agent: bot, LimitMicros: childLimitMicros, Window: "daily", Active: true, Reason: "test"})
+		return err
+	})
+	must(t, func() error {
+		_, err := store.SetRoute(ctx, pool, store.RouteSpec{Name: "openai", Prefix: "/openai", UpstreamURLs: []string{"http://" + mln.Addr().String() + "/v1"},
+			CredentialRef: "env:CARACAL_TEST_UPSTREAM_KEY", Provider: "openai", Pricing: "tokens", StripPrefix: true})
+		return err
+	})
+	for _, p := range []store.PriceSpec{
+		{Resource: "openai", Model: "gpt-test", Unit: "input_mtok", PriceMicros: 1_000_000, Currency: "USD"},
+		{Resource: "openai", Model: "gpt-test", Unit: "output_mtok", PriceMicros: 2_000_000, Currency: "USD"},
+	} {
+		must(t, func() error { _, err := store.SetPrice(ctx, pool, p); return err })
+	}
+	var k store.CreatedKey
+	must(t, func() error { var err error; k, err = store.CreateKey(ctx, pool, store.NewKey{Agent: bot}); return err })
+
+	rg, err := Start(ctx, cfg, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := rg.Stop(20 * time.Second); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	s := &stack{cfg: cfg, db: pool, mock: mock, rg: rg, base: "http://" + rg.Addr, key: k.Key, brokers: cfg.Kafka.Brokers,
+		topic: cfg.Kafka.Topics.Metering, decision: cfg.Kafka.Topics.Decisions}
+	s.waitReady(t)
+	return s
+}
+
+func must(t *testing.T, f func() error) {
+	t.Helper()
+	if err := f(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *stack) waitReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + s.rg.AdminAddr + "/readyz")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("gateway never ready: %s", body)
+			}
+		} else if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (s *stack) post(t *testing.T, path, key, body string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest("POST", s.base+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+// meteringEvents reads n events from the metering topic (bounded wait).
+func (s *stack) events(t *testing.T, topic string, n int) [][]byte {
+	t.Helper()
+	c, err := kgo.NewClient(kgo.SeedBrokers(s.brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out [][]byte
+	for len(out) < n && ctx.Err() == nil {
+		c.PollFetches(ctx).EachRecord(func(r *kgo.Record) { out = append(out, r.Value) })
+	}
+	return out
+}
+
+const chatBody = `{"model":"gpt-test","max_tokens":50,"messages":[{"role":"user","content":"hello there"}]}`
+
+type errorBody struct {
+	Error struct {
+		Code      string `json:"code"`
+		Message   string `json:"message"`
+		RequestID string `json:"request_id"`
+	} `json:"error"`
+}
+
+func TestGatewayEndToEnd(t *testing.T) {
+	s := newStack(t, 5_000_000)
+
+	resp, body := s.post(t, "/openai/chat/completions", s.key, chatBody)
+	if resp.StatusCode != 200 || resp.Header.Get("X-Request-Id") == "" {
+		t.Fatalf("JSON request: %d %s", resp.StatusCode, body)
+	}
+	hdr := s.mock.LastHeaders()
+	if hdr.Get("Authorization") != "Bearer "+upstreamSecret {
+		t.Fatalf("upstream credential not injected: %q", hdr.Get("Authorization"))
+	}
+	if strings.Contains(fmt.Sprint(hdr), s.key) {
+		t.Fatal("the agent's own key reached the upstream")
+	}
+
+	// SSE: streamed through, metered from the final usage chunk.
+	resp, body = s.post(t, "/openai/chat/completions", s.key,
+		`{"model":"gpt-test","stream":true,"stream_options":{"include_usage":true},"max_tokens":8,"messages":[{"role":"user","content":"hi"}]}`)
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") ||
+		!strings.Contains(string(body), "data: [DONE]") {
+		t.Fatalf("SSE request: %d %q %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+
+	// Failures all use the one JSON error shape.
+	for _, tc := range []struct {
+		name, path, key string
+		status          int
+		code            string
+	}{
+		{"no credentials", "/openai/chat/completions", "", 401, "unauthenticated"},
+		{"unknown key", "/openai/chat/completions", "crk_AAAAAAAAAAAA_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB", 401, "unauthenticated"},
+		{"malformed key", "/openai/chat/completions", "crk_short", 401, "unauthenticated"},
+		{"no route", "/nowhere", s.key, 404, "route_not_found"},
+	} {
+		resp, body := s.post(t, tc.path, tc.key, chatBody)
+		var e errorBody
+		if err := json.Unmarshal(body, &e); err != nil || resp.StatusCode != tc.status || e.Error.Code != tc.code || e.Error.RequestID == "" {
+			t.Errorf("%s: %d %s", tc.name, resp.StatusCode, body)
+		}
+	}
+
+	st := s.mock.Stats()
+	evs := s.events(t, s.topic, 2)
+	if len(evs) != 2 || st.Requests != 2 {
+		t.Fatalf("%d events for %d upstream requests, want 2 and 2", len(evs), st.Requests)
+	}
+	var total, in, out int64
+	for _, raw := range evs {
+		var e event.Metering
+		if err := event.DecodeMetering(raw, &e); err != nil {
+			t.Fatal(err)
+		}
+		if e.Pricing != event.PricingTokens || e.Status != 200 || string(e.Model) != "gpt-test" || e.NumAncestors != 1 {
+			t.Fatalf("event: %s", raw)
+		}
+		if want := e.InputTokens*1 + e.OutputTokens*2; e.CostMicros != want {
+			t.Fatalf("cost %d, want %d from the usage", e.CostMicros, want)
+		}
+		total += e.CostMicros
+		in += e.InputTokens
+		out += e.OutputTokens
+	}
+	if in != st.InputTokens || out != st.OutputTokens {
+		t.Fatalf("metered %d/%d tokens, upstream served %d/%d", in, out, st.InputTokens, st.OutputTokens)
+	}
+	if total <= 0 {
+		t.Fatal("nothing was charged")
+	}
+}
+
+func TestGatewayBudgetExceeded(t *testing.T) {
+	// The child may spend 300 micro-units a day: a handful of requests.
+	s := newStack(t, 300)
+	var ok, denied int
+	for i := 0; i < 50 && denied == 0; i++ {
+		resp, body := s.post(t, "/openai/chat/completions", s.key, chatBody)
+		switch resp.StatusCode {
+		case 200:
+			ok++
+		case 402:
+			var e errorBody
+			if json.Unmarshal(body, &e) != nil || e.Error.Code != "budget_exceeded" || resp.Header.Get("X-Caracal-Budget-Remaining") == "" {
+				t.Fatalf("402 without the budget_exceeded shape: %s %v", body, resp.Header)
+			}
+			denied++
+		default:
+			t.Fatalf("status %d: %s", resp.StatusCode, body)
+		}
+	}
+	if ok == 0 || denied == 0 {
+		t.Fatalf("%d ok, %d denied: the budget did not stop the agent", ok, denied)
+	}
+	evs := s.events(t, s.topic, ok)
+	var spent int64
+	for _, raw := range evs {
+		var e event.Metering
+		if err := event.DecodeMetering(raw, &e); err != nil {
+			t.Fatal(err)
+		}
+		spent += e.CostMicros
+	}
+	if len(evs) != ok || spent > 300 {
+		t.Fatalf("%d events for %d forwarded requests, %d micro-units spent of 300", len(evs), ok, spent)
+	}
+	if d := s.events(t, s.decision, 1); len(d) != 1 || !strings.Contains(string(d[0]), `"reason":"budget_exceeded"`) {
+		t.Fatalf("no budget_exceeded decision record: %q", d)
+	}
+}
+
+func TestGatewayRevocationByNotify(t *testing.T) {
+	s := newStack(t, 5_000_000)
+	if resp, body := s.post(t, "/openai/chat/completions", s.key, chatBody); resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	// Requests keep flowing while the key is revoked; once the notification
+	// is applied (the cache TTL is an hour), every request is refused.
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < 200; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			s.post(t, "/openai/chat/completions", s.key, chatBody)
+		}
+	}()
+	prefix := s.key[:16]
+	applied := s.rg.listenerApplied()
+	if _, err := s.db.Exec(context.Background(), `UPDATE api_keys SET revoked_at = now() WHERE prefix = $1`, prefix); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.rg.listenerApplied() == applied && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if s.rg.listenerApplied() == applied {
+		t.Fatal("the revocation notification never arrived")
+	}
+	resp, body := s.post(t, "/openai/chat/completions", s.key, chatBody)
+	if resp.StatusCode != 401 {
+		t.Fatalf("revoked key still accepted: %d %s", resp.StatusCode, body)
+	}
+}
