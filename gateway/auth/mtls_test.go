@@ -22,7 +22,7 @@ type testCA struct {
 	key  *ecdsa.PrivateKey
 }
 
-func newCA(t *testing.T, name string) *testCA {
+func newCA(t testing.TB, name string) *testCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -44,7 +44,7 @@ func newCA(t *testing.T, name string) *testCA {
 	return &testCA{cert: cert, key: key}
 }
 
-func (ca *testCA) issue(t *testing.T, serial int64, uris []string, dns []string, usage x509.ExtKeyUsage) tls.Certificate {
+func (ca *testCA) issue(t testing.TB, serial int64, uris []string, dns []string, usage x509.ExtKeyUsage) tls.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -14,6 +14,17 @@ import (
 	"github.com/caracal-gw/caracal/internal/testenv"
 )
 
+func benchClient(b *testing.B) rueidis.Client {
+	b.Helper()
+	addr := testenv.RedisAddr(b)
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, DisableCache: true})
+	if err != nil {
+		b.Fatalf("cannot connect to Redis at %s: %v", addr, err)
+	}
+	b.Cleanup(c.Close)
+	return c
+}
+
 func redisClient(t *testing.T, addr string) rueidis.Client {
 	t.Helper()
 	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, DisableCache: true})
