@@ -57,6 +57,7 @@ func FuzzParseUsageJSON(f *testing.F) {
 		f.Add(uint8(0), readTestdata(f, name))
 	}
 	f.Add(uint8(1), []byte(`{"usage":{"input_tokens":"9e99","output_tokens":1.5}}`))
+	f.Add(uint8(0), []byte(`{"id":"x","usage":{"prompt_tokens":5,"completion_tokens":6,"total_tokens":11}}`))
 	f.Fuzz(func(t *testing.T, pi uint8, body []byte) {
 		p := fuzzProviders[int(pi)%len(fuzzProviders)]
 		u, ok := ParseUsageJSON(p, body)
