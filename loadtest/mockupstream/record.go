@@ -17,8 +17,8 @@ func (s *Server) record(ctx *fasthttp.RequestCtx) {
 	s.lastMu.Unlock()
 }
 
-// LastHeaders returns the headers of the last request received (any
-// path), e.g. to check that a gateway injected the upstream credential and
+// LastHeaders returns the headers of the last request received (any path
+// but /_mock/...), e.g. to check that a gateway injected the upstream credential and
 // stripped the agent's. It is nil before the first request.
 func (s *Server) LastHeaders() http.Header {
 	s.lastMu.Lock()

@@ -2,7 +2,7 @@
 // tests, demos and load tests: POST /v1/chat/completions, /v1/responses and
 // /v1/messages, in JSON or SSE ("stream": true), with deterministic token
 // counts, configurable latency and injected errors, and counters of what it
-// served (Go methods and GET /_mock/stats).
+// served (Go methods, GET /_mock/stats, POST /_mock/reset).
 //
 // Token rule: input tokens = usage.EstimateInputTokens(len(body)), the very
 // rule the gateway estimates with; output tokens = min(the body's max
@@ -111,12 +111,17 @@ func (s *Server) Close() error {
 func (s *Server) Options() Options { return s.opts }
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
-	s.record(ctx)
 	path := string(ctx.Path())
-	if path == "/_mock/stats" && ctx.IsGet() {
+	switch {
+	case path == "/_mock/stats" && ctx.IsGet():
 		s.serveStats(ctx)
 		return
+	case path == "/_mock/reset" && ctx.IsPost():
+		s.ResetStats()
+		ctx.SetStatusCode(fasthttp.StatusNoContent)
+		return
 	}
+	s.record(ctx)
 	ep, ok := endpointOf(path)
 	if !ok || !ctx.IsPost() {
 		s.stats.notFound.Add(1)

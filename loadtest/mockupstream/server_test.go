@@ -250,4 +250,15 @@ func TestStatsEndpoint(t *testing.T) {
 	if got != s.Stats() || got.Responses.OK != 3 || got.OutputTokens != 9 {
 		t.Errorf("stats endpoint %+v, Stats() %+v", got, s.Stats())
 	}
+	if h := s.LastHeaders(); h.Get("Content-Type") != "application/json" {
+		t.Errorf("the stats request replaced the last API request's headers: %v", h)
+	}
+	reset, err := client.Post(base+"/_mock/reset", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reset.Body.Close()
+	if st := s.Stats(); reset.StatusCode != http.StatusNoContent || st != (Stats{}) {
+		t.Errorf("after reset: status %d, stats %+v", reset.StatusCode, st)
+	}
 }

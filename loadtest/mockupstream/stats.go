@@ -104,3 +104,15 @@ func (s *Server) serveStats(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("application/json")
 	ctx.SetBody(b)
 }
+
+// ResetStats sets every counter to zero (the request sequence that drives
+// ErrorEvery goes on).
+func (s *Server) ResetStats() {
+	for i := range s.stats.byEndpoint {
+		c := &s.stats.byEndpoint[i]
+		for _, v := range []*atomic.Int64{&c.ok, &c.streams, &c.clientErrors, &c.serverErrors, &c.in, &c.out} {
+			v.Store(0)
+		}
+	}
+	s.stats.notFound.Store(0)
+}
