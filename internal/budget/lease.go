@@ -126,6 +126,7 @@ type lease struct {
 	renewAt   int64
 	lastUse   int64
 	kicked    bool
+	waiting   int64 // Takes in the slow path
 	busy      chan struct{} // non-nil while a refill or release runs
 	denyUntil int64
 	denyHead  int64
@@ -219,7 +220,17 @@ func (l *Leaser) takeLocked(ls *lease, est, now int64) (Ticket, Status) {
 }
 
 func (l *Leaser) slowTake(ctx context.Context, ls *lease, est int64) (Ticket, Status) {
-	for range 4 {
+	ctx, cancel := context.WithTimeout(ctx, l.opt.WaitTimeout)
+	defer cancel()
+	ls.mu.Lock()
+	ls.waiting++
+	ls.mu.Unlock()
+	defer func() {
+		ls.mu.Lock()
+		ls.waiting--
+		ls.mu.Unlock()
+	}()
+	for range 32 {
 		now := l.mono()
 		ls.mu.Lock()
 		if now < ls.valid && ls.remaining >= est {
@@ -246,18 +257,29 @@ func (l *Leaser) slowTake(ctx context.Context, ls *lease, est int64) (Ticket, St
 			break
 		}
 		need := max(est-max(ls.remaining, 0), 1)
+		// Ask for the other waiters too, so one round trip serves them all.
+		want := min(max(l.opt.LeaseSize, need*ls.waiting), MaxLimitMicros)
 		ls.busy = make(chan struct{})
 		ls.mu.Unlock()
-		cctx, cancel := context.WithTimeout(ctx, l.opt.WaitTimeout)
-		err := l.refill(cctx, ls, need)
-		cancel()
+		t, ok, err := l.refill(ctx, ls, need, want, est)
 		l.done(ls)
 		if err != nil {
 			break
 		}
+		if ok {
+			return t, l.okStatus(ls)
+		}
 	}
 	l.Unavailable.Add(1)
 	return Ticket{}, Status{Code: Unavailable}
+}
+
+func (l *Leaser) okStatus(ls *lease) Status {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	st := ls.bound
+	st.Code, st.Remaining = OK, ls.remaining+ls.denyHead
+	return st
 }
 
 func (l *Leaser) wait(ctx context.Context, w chan struct{}) bool {
@@ -320,23 +342,25 @@ func (l *Leaser) chain(ctx context.Context, a *control.Agent) ([]Link, error) {
 }
 
 // refill asks Redis for headroom (need > 0: a waiting request's shortfall,
-// granted whole or not at all; need == 0: a background top-up or renewal).
-// The caller owns ls.busy.
-func (l *Leaser) refill(ctx context.Context, ls *lease, need int64) error {
+// granted whole or not at all, asking for want; need == 0: a background
+// top-up or renewal). With est >= 0 the grant pays est first, so the
+// request that waited for the round trip is served (ok). The caller owns
+// ls.busy.
+func (l *Leaser) refill(ctx context.Context, ls *lease, need, want, est int64) (t Ticket, ok bool, err error) {
 	ls.mu.Lock()
 	a, rem := ls.agent, ls.remaining
 	ls.mu.Unlock()
 	req := ReserveRequest{Root: ls.root, Owner: l.opt.Owner, LeaseTTL: l.opt.LeaseTTL, Now: l.opt.Now()}
 	switch {
 	case need > 0:
-		req.Requested, req.MinGrant = max(l.opt.LeaseSize, need), need
+		req.Requested, req.MinGrant = max(want, need), need
 	case rem < l.opt.LowWater:
 		req.Requested, req.MinGrant = l.opt.LeaseSize, l.opt.MinGrant
 	}
 	chain, err := l.chain(ctx, a)
 	if err != nil {
 		l.Errors.Add(1)
-		return err
+		return Ticket{}, false, err
 	}
 	req.Chain = chain
 	start := l.mono()
@@ -344,26 +368,26 @@ func (l *Leaser) refill(ctx context.Context, ls *lease, need int64) error {
 	g, err := l.store.Reserve(ctx, &req)
 	if err != nil {
 		l.Errors.Add(1)
-		return err
+		return Ticket{}, false, err
 	}
 	if req.Requested > 0 {
 		l.Refills.Add(1)
 	}
-	l.apply(ls, &req, g, start)
-	return nil
+	t, ok = l.apply(ls, &req, g, start, est)
+	return t, ok, nil
 }
 
-func (l *Leaser) apply(ls *lease, req *ReserveRequest, g Grant, start int64) {
+func (l *Leaser) apply(ls *lease, req *ReserveRequest, g Grant, start, est int64) (Ticket, bool) {
 	now := l.mono()
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	if g.PrevLease < 0 && ls.held {
+	if !g.Held && ls.held {
 		// Reclaimed in Redis: what the old lease held is gone.
 		ls.remaining = min(ls.remaining, 0)
 		ls.epoch++
 	}
 	ls.remaining += g.Granted
-	ls.held = g.Granted > 0 || g.PrevLease >= 0
+	ls.held = g.Granted > 0 || g.Held
 	ls.valid = 0
 	if ls.held {
 		ttl := int64(l.opt.LeaseTTL)
@@ -378,6 +402,12 @@ func (l *Leaser) apply(ls *lease, req *ReserveRequest, g Grant, start int64) {
 	if req.Requested > 0 && g.Granted == 0 {
 		ls.denyUntil = now + int64(l.opt.DenyFor)
 	}
+	if est < 0 || now >= ls.valid || ls.remaining < est {
+		return Ticket{}, false
+	}
+	ls.remaining -= est
+	ls.inflight++
+	return Ticket{l: ls, est: est, epoch: ls.epoch}, true
 }
 
 func (l *Leaser) refiller() {
@@ -396,7 +426,7 @@ func (l *Leaser) refiller() {
 			ls.busy = make(chan struct{})
 			ls.mu.Unlock()
 			ctx, cancel := context.WithTimeout(context.Background(), l.opt.RefillTimeout)
-			_ = l.refill(ctx, ls, 0) // counted in Errors; Take fails closed
+			_, _, _ = l.refill(ctx, ls, 0, 0, -1) // counted in Errors; Take fails closed
 			cancel()
 			l.done(ls)
 		}

@@ -9,12 +9,18 @@ const luaCommon = `
 local p = ARGV[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local function S(x) return string.format('%.0f', x) end
-local function decr(chain, d)
-  if not chain or d <= 0 then return end
+local function S(x)
+  if x == 0 then return '0' end -- never "-0"
+  return string.format('%.0f', x)
+end
+-- A lease contributes max(amount, 0) to "reserved" of every agent of its
+-- chain; its amount goes negative when requests cost more than it held.
+local function share(a) if a > 0 then return a end return 0 end
+local function adjust(chain, delta)
+  if not chain or delta == 0 then return end
   for a in string.gmatch(chain, '%S+') do
     local k = p .. 'r:' .. a
-    if redis.call('DECRBY', k, S(d)) <= 0 then redis.call('DEL', k) end
+    if redis.call('INCRBY', k, S(delta)) <= 0 then redis.call('DEL', k) end
   end
 end
 `
@@ -24,12 +30,13 @@ end
 // number of chain agents, then per agent: id, number of policies, and per
 // policy: limit, granularity, number of buckets, newest bucket.
 // Returns {granted, min headroom, binding agent index, binding policy index,
-// lease amount before the call or -1, 1 if no policy limits the chain}.
+// 1 if the owner held a lease before the call, 1 if no policy limits the
+// chain, the lease amount after the call}.
 const reserveLua = luaCommon + `
 local exp = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 64)
 for _, m in ipairs(exp) do
   local lk = p .. 'l:' .. m
-  decr(redis.call('HGET', lk, 'c'), tonumber(redis.call('HGET', lk, 'a') or '0'))
+  adjust(redis.call('HGET', lk, 'c'), -share(tonumber(redis.call('HGET', lk, 'a') or '0')))
   redis.call('DEL', lk)
   redis.call('ZREM', KEYS[1], m)
 end
@@ -62,17 +69,20 @@ if minHead ~= nil and minHead < grant then grant = minHead end
 if grant <= 0 or grant < minGrant then grant = 0 end
 local lk = p .. 'l:' .. ARGV[2]
 local prev = redis.call('HGET', lk, 'a')
-if prev then prev = tonumber(prev) else prev = -1 end
+local held, a = 0, 0
+if prev then held, a = 1, tonumber(prev) end
 if grant > 0 then
-  for a in string.gmatch(ARGV[6], '%S+') do redis.call('INCRBY', p .. 'r:' .. a, S(grant)) end
-  redis.call('HINCRBY', lk, 'a', S(grant))
-  if prev < 0 then redis.call('HSET', lk, 'c', ARGV[6]) end
+  local chain = ARGV[6]
+  if held == 1 then chain = redis.call('HGET', lk, 'c') else redis.call('HSET', lk, 'c', chain) end
+  adjust(chain, share(a + grant) - share(a))
+  a = a + grant
+  redis.call('HSET', lk, 'a', S(a))
   redis.call('HDEL', lk, 'rel')
 end
-if grant > 0 or prev >= 0 then redis.call('ZADD', KEYS[1], S(now + tonumber(ARGV[5])), ARGV[2]) end
+if grant > 0 or held == 1 then redis.call('ZADD', KEYS[1], S(now + tonumber(ARGV[5])), ARGV[2]) end
 local unlimited = 0
 if minHead == nil then minHead, unlimited = -1, 1 end
-return {S(grant), S(minHead), bindA, bindP, S(prev), unlimited}
+return {S(grant), S(minHead), bindA, bindP, held, unlimited, S(a)}
 `
 
 // releaseLua: KEYS[1] = the tree's lease set. ARGV: prefix, lease member,
@@ -84,15 +94,15 @@ local a = redis.call('HGET', lk, 'a')
 if not a then return '0' end
 a = tonumber(a)
 local d = tonumber(ARGV[3])
-if d > a then d = a end
+if d > share(a) then d = share(a) end
 if d < 0 then d = 0 end
-decr(redis.call('HGET', lk, 'c'), d)
-if a - d <= 0 then
+adjust(redis.call('HGET', lk, 'c'), -d)
+a = a - d
+if a <= 0 then
   redis.call('DEL', lk)
   redis.call('ZREM', KEYS[1], ARGV[2])
 else
-  redis.call('HINCRBY', lk, 'a', S(-d))
-  redis.call('HSET', lk, 'rel', '1')
+  redis.call('HSET', lk, 'a', S(a), 'rel', '1')
   redis.call('ZADD', KEYS[1], S(now + tonumber(ARGV[4])), ARGV[2])
 end
 return S(d)
@@ -133,16 +143,12 @@ for s = 1, tonumber(ARGV[3]) do
       local a = redis.call('HGET', lk, 'a')
       if a then
         a = tonumber(a)
-        local d = res
-        if d > a then d = a end
-        if d > 0 then
-          decr(redis.call('HGET', lk, 'c'), d)
-          if a - d <= 0 and redis.call('HGET', lk, 'rel') then
-            redis.call('DEL', lk)
-            redis.call('ZREM', ARGV[2], m)
-          else
-            redis.call('HINCRBY', lk, 'a', S(-d))
-          end
+        adjust(redis.call('HGET', lk, 'c'), share(a - res) - share(a))
+        if a - res <= 0 and redis.call('HGET', lk, 'rel') then
+          redis.call('DEL', lk)
+          redis.call('ZREM', ARGV[2], m)
+        else
+          redis.call('HSET', lk, 'a', S(a - res))
         end
       end
     end

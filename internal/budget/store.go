@@ -79,9 +79,12 @@ type Grant struct {
 	// Bound is the agent and policy whose window had the smallest headroom.
 	Bound       event.UUID
 	BoundPolicy control.Policy
-	// PrevLease is the lease amount before the call, -1 when the owner held
-	// no lease (it was never taken, fully released or reclaimed).
-	PrevLease int64
+	// Held: the owner held a lease before the call (false when it was never
+	// taken, fully released or reclaimed).
+	Held bool
+	// Lease is the lease amount after the call: grants minus releases minus
+	// aggregated charges; negative when requests cost more than it held.
+	Lease int64
 }
 
 func validPolicy(p control.Policy) error {
@@ -132,10 +135,10 @@ func (s *Store) Reserve(ctx context.Context, r *ReserveRequest) (Grant, error) {
 	if err != nil {
 		return Grant{}, fmt.Errorf("cannot reserve budget of agent %s: %w", r.Chain[0].Agent, err)
 	}
-	if len(v) != 6 {
+	if len(v) != 7 {
 		return Grant{}, fmt.Errorf("cannot reserve budget: unexpected reply of %d values", len(v))
 	}
-	g := Grant{Granted: v[0], Headroom: v[1], PrevLease: v[4], Unlimited: v[5] == 1}
+	g := Grant{Granted: v[0], Headroom: v[1], Held: v[4] == 1, Unlimited: v[5] == 1, Lease: v[6]}
 	if a, p := v[2], v[3]; !g.Unlimited && a >= 0 && int(a) < len(r.Chain) && p >= 0 && int(p) < len(r.Chain[a].Policies) {
 		g.Bound, g.BoundPolicy = r.Chain[a].Agent, r.Chain[a].Policies[p]
 	}

@@ -26,7 +26,7 @@ func TestReserveHierarchy(t *testing.T) {
 	tr := newTree(nil, []control.Policy{pol(1000, control.Daily, false)},
 		[]control.Policy{pol(5000, control.Daily, false), pol(9000, control.Monthly, true)}, nil)
 	g := tr.reserve(t, s, "gw1", tr.chain(tr.child), 800, 1, t0)
-	if g.Granted != 800 || g.Headroom != 1000 || g.Bound != tr.parent.ID || g.PrevLease != -1 {
+	if g.Granted != 800 || g.Headroom != 1000 || g.Bound != tr.parent.ID || g.Held || g.Lease != 800 {
 		t.Fatalf("child grant = %+v", g)
 	}
 	g = tr.reserve(t, s, "gw1", tr.chain(tr.sibling), 800, 1, t0)
@@ -237,5 +237,34 @@ func TestWindowsAtBoundaries(t *testing.T) {
 				t.Fatalf("reserve headroom = %d, want %d", g.Headroom, 1000-tt.want)
 			}
 		})
+	}
+}
+
+// A request that costs more than its lease holds leaves the lease in debt;
+// the next grant pays the debt first, so "reserved" stays exact.
+func TestLeaseDebt(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	tr := newTree(nil, []control.Policy{pol(10_000, control.Daily, false)}, nil, nil)
+	tr.reserve(t, s, "gw1", tr.chain(tr.child), 100, 1, t0)
+	if err := s.ApplyBatch(ctx, "g", "t", 0, []Spend{tr.spend(tr.child, 150, 150, "gw1", t0, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if r := mustReserved(t, s, tr.parent); r != 0 {
+		t.Fatalf("reserved of a lease in debt = %d, want 0", r)
+	}
+	g := tr.reserve(t, s, "gw1", tr.chain(tr.child), 100, 1, t0)
+	if g.Granted != 100 || !g.Held || g.Lease != 50 || g.Headroom != 10_000-150 {
+		t.Fatalf("grant to a lease in debt = %+v", g)
+	}
+	if r := mustReserved(t, s, tr.parent); r != 50 {
+		t.Fatalf("reserved after paying the debt = %d, want 50", r)
+	}
+	// The gateway's local lease also holds 100-150+100 = 50.
+	if n, err := s.Release(ctx, tr.root.ID, tr.child.ID, "gw1", 50, time.Minute); err != nil || n != 50 {
+		t.Fatalf("release = %d, %v", n, err)
+	}
+	if r := mustReserved(t, s, tr.parent); r != 0 {
+		t.Fatalf("reserved after release = %d", r)
 	}
 }
