@@ -126,7 +126,7 @@ type lease struct {
 	renewAt   int64
 	lastUse   int64
 	kicked    bool
-	waiting   int64 // Takes in the slow path
+	waiting   int64         // Takes in the slow path
 	busy      chan struct{} // non-nil while a refill or release runs
 	denyUntil int64
 	denyHead  int64
