@@ -7,6 +7,7 @@ package cache
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -57,10 +58,12 @@ type Cache struct {
 	src     Source
 	timeout time.Duration
 	ttl     time.Duration
-	agents  *ristretto.Cache[[]byte, *control.Agent]
-	keys    *ristretto.Cache[[]byte, keyEntry]
-	names   *ristretto.Cache[string, event.UUID]
-	tables  atomic.Pointer[Tables]
+	// agents is keyed by the first 8 bytes of the (random) agent id; a hit
+	// is checked against the full id, so a collision is only a miss.
+	agents *ristretto.Cache[uint64, *control.Agent]
+	keys   *ristretto.Cache[[]byte, keyEntry]
+	names  *ristretto.Cache[string, event.UUID]
+	tables atomic.Pointer[Tables]
 	// gen is bumped by every invalidation; a load that started under an
 	// older generation does not store its (possibly stale) result.
 	gen atomic.Uint64
@@ -77,7 +80,7 @@ type Options struct {
 
 // New creates a cache over src.
 func New(src Source, o Options) (*Cache, error) {
-	agents, err := ristretto.NewCache(&ristretto.Config[[]byte, *control.Agent]{
+	agents, err := ristretto.NewCache(&ristretto.Config[uint64, *control.Agent]{
 		NumCounters: int64(o.MaxEntries) * 10, MaxCost: int64(o.MaxEntries), BufferItems: 64,
 	})
 	if err != nil {
@@ -107,7 +110,7 @@ func (c *Cache) Close() {
 
 // Agent returns the agent with id, from the cache or the source.
 func (c *Cache) Agent(id event.UUID) (*control.Agent, error) {
-	if a, ok := c.agents.Get(id[:]); ok {
+	if a, ok := c.agents.Get(agentKey(id)); ok && a.ID == id {
 		hits.Inc()
 		return a, nil
 	}
@@ -121,10 +124,12 @@ func (c *Cache) Agent(id event.UUID) (*control.Agent, error) {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	if a != nil && c.gen.Load() == gen {
-		c.agents.SetWithTTL(append([]byte(nil), id[:]...), a, 1, c.ttl)
+		c.agents.SetWithTTL(agentKey(id), a, 1, c.ttl)
 	}
 	return a, nil
 }
+
+func agentKey(id event.UUID) uint64 { return binary.LittleEndian.Uint64(id[:8]) }
 
 // AgentByName returns the agent named name (a JWT names its agent by name
 // or by id). Names are looked up in the source and the result cached by id.
@@ -147,7 +152,7 @@ func (c *Cache) AgentByName(name string) (*control.Agent, error) {
 	}
 	if a != nil && c.gen.Load() == gen {
 		c.names.SetWithTTL(name, a.ID, 1, c.ttl)
-		c.agents.SetWithTTL(append([]byte(nil), a.ID[:]...), a, 1, c.ttl)
+		c.agents.SetWithTTL(agentKey(a.ID), a, 1, c.ttl)
 	}
 	return a, nil
 }
@@ -199,7 +204,7 @@ func (c *Cache) Reload(ctx context.Context) error {
 func (c *Cache) DropAgent(id event.UUID) {
 	invalidations.Inc()
 	c.gen.Add(1)
-	c.agents.Del(id[:])
+	c.agents.Del(agentKey(id))
 }
 
 // DropKeys forgets every cached API key (key changes are rare; a prefix is

@@ -43,6 +43,13 @@ type Producer struct {
 	Failed atomic.Int64
 	// OnFailure, when set, sees every record that could not be delivered.
 	OnFailure func(topic string, value []byte, err error)
+
+	// promiseFn is p.promise bound once: a method value made per call
+	// would allocate.
+	promiseFn func(*kgo.Record, error)
+	// free recycles records: they are taken on request goroutines and given
+	// back on the producer's, where a sync.Pool's per-P caches would miss.
+	free chan *kgo.Record
 }
 
 // NewProducer connects a producer with the guide's settings.
@@ -68,7 +75,9 @@ func NewProducer(c *config.Config, extra ...kgo.Opt) (*Producer, error) {
 		maxBuffered: c.Kafka.Producer.BufferMemory * 9 / 10,
 		backlog:     make(chan *kgo.Record, 4096),
 		quit:        make(chan struct{}),
+		free:        make(chan *kgo.Record, 8192),
 	}
+	p.promiseFn = p.promise
 	p.wg.Add(1)
 	go p.drainBacklog()
 	return p, nil
@@ -88,19 +97,27 @@ func (p *Producer) Buffered() (records, bytes int64) {
 	return p.cl.BufferedProduceRecords(), p.cl.BufferedProduceBytes()
 }
 
-var recPool = sync.Pool{New: func() any { return &kgo.Record{Value: make([]byte, 0, 1024), Key: make([]byte, 0, 36)} }}
+func (p *Producer) acquireRecord() *kgo.Record {
+	select {
+	case r := <-p.free:
+		return r
+	default:
+		return &kgo.Record{Value: make([]byte, 0, 1024), Key: make([]byte, 0, 36)}
+	}
+}
 
-func acquireRecord() *kgo.Record { return recPool.Get().(*kgo.Record) }
-
-func releaseRecord(r *kgo.Record) {
+func (p *Producer) releaseRecord(r *kgo.Record) {
 	v, k := r.Value[:0], r.Key[:0]
 	*r = kgo.Record{Value: v, Key: k}
-	recPool.Put(r)
+	select {
+	case p.free <- r:
+	default:
+	}
 }
 
 // Metering produces a metering event keyed by its agent.
 func (p *Producer) Metering(e *event.Metering) {
-	r := acquireRecord()
+	r := p.acquireRecord()
 	r.Topic = p.metering
 	r.Key = e.Agent.AppendText(r.Key)
 	r.Value = e.AppendJSON(r.Value)
@@ -114,7 +131,7 @@ func (p *Producer) Decision(a *event.Audit) { p.sendAudit(p.decisions, a) }
 func (p *Producer) Audit(a *event.Audit) { p.sendAudit(p.audit, a) }
 
 func (p *Producer) sendAudit(topic string, a *event.Audit) {
-	r := acquireRecord()
+	r := p.acquireRecord()
 	r.Topic = topic
 	if !a.Agent.IsZero() {
 		r.Key = a.Agent.AppendText(r.Key)
@@ -125,7 +142,7 @@ func (p *Producer) sendAudit(topic string, a *event.Audit) {
 
 func (p *Producer) send(r *kgo.Record) {
 	p.inflight.Add(1)
-	p.cl.TryProduce(context.Background(), r, p.promise)
+	p.cl.TryProduce(context.Background(), r, p.promiseFn)
 }
 
 // promise is a method value created once per call site by the compiler; it
@@ -148,7 +165,7 @@ func (p *Producer) promise(r *kgo.Record, err error) {
 		p.fail(r, err)
 	}
 	p.inflight.Add(-1)
-	releaseRecord(r)
+	p.releaseRecord(r)
 }
 
 func (p *Producer) fail(r *kgo.Record, err error) {
@@ -179,7 +196,7 @@ func (p *Producer) promiseBlocking(r *kgo.Record, err error) {
 		p.fail(r, err)
 	}
 	p.inflight.Add(-1)
-	releaseRecord(r)
+	p.releaseRecord(r)
 }
 
 // Refused counts a request turned away because the producer had no room.
