@@ -109,58 +109,44 @@ return S(d)
 `
 
 // applyLua: KEYS[1] = the fence of (group, topic, partition, root). ARGV:
-// prefix, the tree's lease set, number of spends, then per spend (in offset
-// order): offset, cost, reserved, lease member or "", minute, hour, day,
-// week and month buckets, number of agents, agents (the agent, then its
-// ancestors). Spends at or below the fence change nothing.
+// prefix, the tree's lease set, lowest and highest offset of the batch,
+// number of buckets, then per bucket: key, increment, expiry seconds;
+// number of leases, then per lease: member, charged reservation. The
+// caller sums the batch per key. Returns {0, fence} when the whole batch is
+// at or below the fence (nothing changes), {1, fence} when it straddles
+// the fence (nothing changes; the caller drops offsets <= fence and runs
+// again), {2, new fence} when applied.
 const applyLua = luaCommon + `
-local G = {'m', 'h', 'd', 'w', 'M'}
-local TTL = {7200, 172800, 2851200, 1296000, 5443200}
 local fence = tonumber(redis.call('GET', KEYS[1]) or '-1')
-local top = fence
-local acc, order = {}, {}
-local i = 4
-for s = 1, tonumber(ARGV[3]) do
-  local off, cost, res, m = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2]), ARGV[i + 3]
-  local na = tonumber(ARGV[i + 9])
-  local a0 = i + 10
-  if off > top then
-    top = off
-    if cost ~= 0 then
-      for j = a0, a0 + na - 1 do
-        for gi = 1, 5 do
-          local k = p .. 's:' .. ARGV[j] .. ':' .. G[gi] .. ':' .. ARGV[i + 3 + gi]
-          if acc[k] == nil then
-            acc[k] = 0
-            order[#order + 1] = {k, TTL[gi]}
-          end
-          acc[k] = acc[k] + cost
-        end
-      end
-    end
-    if res > 0 and m ~= '' then
-      local lk = p .. 'l:' .. m
-      local a = redis.call('HGET', lk, 'a')
-      if a then
-        a = tonumber(a)
-        adjust(redis.call('HGET', lk, 'c'), share(a - res) - share(a))
-        if a - res <= 0 and redis.call('HGET', lk, 'rel') then
-          redis.call('DEL', lk)
-          redis.call('ZREM', ARGV[2], m)
-        else
-          redis.call('HSET', lk, 'a', S(a - res))
-        end
-      end
+local lo, hi = tonumber(ARGV[3]), tonumber(ARGV[4])
+if hi <= fence then return {0, S(fence)} end
+if lo <= fence then return {1, S(fence)} end
+local i = 6
+for _ = 1, tonumber(ARGV[5]) do
+  redis.call('INCRBY', ARGV[i], ARGV[i + 1])
+  redis.call('EXPIRE', ARGV[i], ARGV[i + 2])
+  i = i + 3
+end
+local nl = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, nl do
+  local m, res = ARGV[i], tonumber(ARGV[i + 1])
+  i = i + 2
+  local lk = p .. 'l:' .. m
+  local a = redis.call('HGET', lk, 'a')
+  if a then
+    a = tonumber(a)
+    adjust(redis.call('HGET', lk, 'c'), share(a - res) - share(a))
+    if a - res <= 0 and redis.call('HGET', lk, 'rel') then
+      redis.call('DEL', lk)
+      redis.call('ZREM', ARGV[2], m)
+    else
+      redis.call('HSET', lk, 'a', S(a - res))
     end
   end
-  i = a0 + na
 end
-for _, e in ipairs(order) do
-  redis.call('INCRBY', e[1], S(acc[e[1]]))
-  redis.call('EXPIRE', e[1], e[2])
-end
-if top > fence then redis.call('SET', KEYS[1], S(top), 'EX', 7776000) end
-return S(top)
+redis.call('SET', KEYS[1], S(hi), 'EX', 7776000)
+return {2, S(hi)}
 `
 
 var (
