@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/caracal-gw/caracal/internal/config"
 	"github.com/caracal-gw/caracal/internal/control"
 	"github.com/caracal-gw/caracal/internal/event"
 )
@@ -528,4 +529,11 @@ func (l *Leaser) Close(ctx context.Context) error {
 		l.done(ls)
 	}
 	return errors.Join(errs...)
+}
+
+// OptionsFromConfig returns the Leaser options the configuration sets
+// (gateway.leaseSizeMicros, gateway.leaseTTL); the gateway adds Owner,
+// Policies and, for tests, Now.
+func OptionsFromConfig(cfg *config.Config) LeaserOptions {
+	return LeaserOptions{LeaseSize: cfg.Gateway.LeaseSize, LeaseTTL: cfg.Gateway.LeaseTTL.D()}
 }
