@@ -126,10 +126,10 @@ func ImportPrices(ctx context.Context, db TxBeginner, r io.Reader) (int, error) 
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
-			return 0, fmt.Errorf("line %d: %w", csvLine(err, line), unwrapCSV(err))
+			return 0, fmt.Errorf("line %d: %w", csvLine(err), unwrapCSV(err))
 		}
+		line, _ := cr.FieldPos(0)
 		price, err := money.ParseNonNegative(strings.TrimSpace(rec[3]))
 		if err != nil {
 			return 0, fmt.Errorf("line %d: %w", line, err)
@@ -147,12 +147,13 @@ func ImportPrices(ctx context.Context, db TxBeginner, r io.Reader) (int, error) 
 	return n, nil
 }
 
-func csvLine(err error, fallback int) int {
+// csvLine is the line a CSV read error is on (0 when it names none).
+func csvLine(err error) int {
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
 		return pe.Line
 	}
-	return fallback
+	return 0
 }
 
 func unwrapCSV(err error) error {

@@ -143,6 +143,18 @@ func TestImportPricesAllOrNothing(t *testing.T) {
 	if _, err := store.ImportPrices(ctx, db, strings.NewReader(bad)); err == nil || !strings.HasPrefix(err.Error(), "line 3: ") {
 		t.Fatalf("bad import: %v", err)
 	}
+	for _, tc := range [][2]string{
+		{"", "line 1: "},
+		{"resource,model,unit,cost,currency\n", "line 1: want the header"},
+		{"resource,model,unit,price,currency\nopenai,gpt-4o,input_mtok,2.50\n", "line 2: wrong number of fields"},
+		{"resource,model,unit,price,currency\nopenai,gpt-4o,input_mtok,2.50,USD\nopenai,gpt-4o,request,-1,USD\n", "line 3: "},
+		{"resource,model,unit,price,currency\nopenai,gpt-4o,input_mtok,1,USD\nopenai,gpt-4o,output_mtok,1,EUR\n", "line 3: "},
+		{"resource,model,unit,price,currency\nopenai,gpt-4o,input_mtok,1,USD\n\"open\n", "line 3: "},
+	} {
+		if _, err := store.ImportPrices(ctx, db, strings.NewReader(tc[0])); err == nil || !strings.HasPrefix(err.Error(), tc[1]) {
+			t.Errorf("import %q: %v, want %q", tc[0], err, tc[1])
+		}
+	}
 	ps, err := store.ListPrices(ctx, db)
 	if err != nil || len(ps) != 0 {
 		t.Fatalf("after a failed import: %+v %v", ps, err)
