@@ -36,7 +36,7 @@ type rootBatch struct {
 }
 
 // exec sums the spends with an offset above after into one script call.
-func (rb *rootBatch) exec(group, topic string, partition int32, after int64) (rueidis.LuaExec, bool) {
+func (rb *rootBatch) exec(group, topic string, partition int32, after int64) (rueidis.LuaExec, bool, error) {
 	pfx := prefix(rb.root)
 	type bucket struct {
 		agent event.UUID
@@ -89,7 +89,12 @@ func (rb *rootBatch) exec(group, topic string, partition int32, after int64) (ru
 		}
 	}
 	if hi < 0 {
-		return rueidis.LuaExec{}, false
+		return rueidis.LuaExec{}, false, nil
+	}
+	for _, m := range members {
+		if charged[m] > MaxLimitMicros {
+			return rueidis.LuaExec{}, false, fmt.Errorf("cannot apply spends of root %s: %d charged to one lease in one batch", rb.root, charged[m])
+		}
 	}
 	args := make([]string, 0, 6+3*len(incs)+2*len(members))
 	args = append(args, pfx, leasesKey(pfx), itoa(lo), itoa(hi), itoa(int64(len(incs))))
@@ -100,7 +105,7 @@ func (rb *rootBatch) exec(group, topic string, partition int32, after int64) (ru
 	for _, m := range members {
 		args = append(args, m, itoa(charged[m]))
 	}
-	return rueidis.LuaExec{Keys: []string{fenceKey(pfx, group, topic, partition)}, Args: args}, true
+	return rueidis.LuaExec{Keys: []string{fenceKey(pfx, group, topic, partition)}, Args: args}, true, nil
 }
 
 // ApplyBatch commits spends of one (group, topic, partition): per root, one
@@ -139,7 +144,11 @@ func (s *Store) ApplyBatch(ctx context.Context, group, topic string, partition i
 		var pending []*rootBatch
 		var pendingAfter []int64
 		for i, rb := range batches {
-			if e, ok := rb.exec(group, topic, partition, after[i]); ok {
+			e, ok, err := rb.exec(group, topic, partition, after[i])
+			if err != nil {
+				return err
+			}
+			if ok {
 				execs = append(execs, e)
 				pending = append(pending, rb)
 				pendingAfter = append(pendingAfter, after[i])

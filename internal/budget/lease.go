@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,6 +79,9 @@ func (o *LeaserOptions) validate() error {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if strings.ContainsAny(o.Owner, " \t\r\n") {
+		return fmt.Errorf("cannot use lease owner %q: it must not contain white space", o.Owner)
 	}
 	if o.Owner == "" {
 		host, _ := os.Hostname()
@@ -312,6 +316,7 @@ func (l *Leaser) Settle(t Ticket, actual int64) int64 {
 	if ls == nil {
 		return 0
 	}
+	actual = max(actual, 0)
 	ls.mu.Lock()
 	if t.epoch == ls.epoch {
 		ls.remaining += t.est - actual
