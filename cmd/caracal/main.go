@@ -23,9 +23,15 @@ func main() {
 
 // run builds the command tree and executes args; it is what tests call.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	root := newRootCmd(stdout, stderr)
+	root, a := newRootCmd(stdout, stderr)
 	root.SetArgs(args)
-	return root.ExecuteContext(ctx)
+	err := root.ExecuteContext(ctx)
+	// The pool is closed whatever the outcome, so failed commands (and
+	// tests that run many) leave no connection behind.
+	if a.pool != nil {
+		a.pool.Close()
+	}
+	return err
 }
 
 func oneLine(s string) string {

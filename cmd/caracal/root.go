@@ -27,19 +27,15 @@ type app struct {
 	pool *pgxpool.Pool
 }
 
-func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+func newRootCmd(stdout, stderr io.Writer) (*cobra.Command, *app) {
 	a := &app{stdout: stdout, stderr: stderr}
 	root := &cobra.Command{
 		Use:           "caracal",
 		Short:         "Caracal: an economic firewall for AI agents",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		PersistentPostRun: func(*cobra.Command, []string) {
-			if a.pool != nil {
-				a.pool.Close()
-			}
-		},
 	}
+
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	pf := root.PersistentFlags()
@@ -59,7 +55,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	for _, add := range extraCommands {
 		root.AddCommand(add(a))
 	}
-	return root
+	return root, a
 }
 
 // extraCommands lets each command file register itself.
