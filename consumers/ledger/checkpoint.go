@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -79,25 +80,40 @@ func GenerateKey(name string) (signer, verifier string, err error) {
 }
 
 // LoadSigner reads a signer key from the file path, or from the environment
-// variable env when path is empty.
-func LoadSigner(path, env string) (note.Signer, error) {
+// variable env when path is empty, and derives its verifier (for the
+// background verifier).
+func LoadSigner(path, env string) (note.Signer, note.Verifier, error) {
 	key := os.Getenv(env)
 	if path != "" {
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("cannot read the signer key: %w", err)
+			return nil, nil, fmt.Errorf("cannot read the signer key: %w", err)
 		}
 		key = string(b)
 	}
 	key = strings.TrimSpace(key)
 	if key == "" {
-		return nil, fmt.Errorf("no signer key: give a key file or set %s", env)
+		return nil, nil, fmt.Errorf("no signer key: give a key file or set %s", env)
 	}
 	s, err := note.NewSigner(key)
 	if err != nil {
-		return nil, fmt.Errorf("cannot parse the signer key: %w", err)
+		return nil, nil, fmt.Errorf("cannot parse the signer key: %w", err)
 	}
-	return s, nil
+	// PRIVATE+KEY+<name>+<hash>+<base64(0x01 || seed)>
+	parts := strings.SplitN(key, "+", 5)
+	raw, err := base64.StdEncoding.DecodeString(parts[len(parts)-1])
+	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
+		return nil, nil, errors.New("the signer key is not an Ed25519 note key")
+	}
+	vkey, err := note.NewEd25519VerifierKey(s.Name(), ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey))
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot derive the verifier key: %w", err)
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot derive the verifier key: %w", err)
+	}
+	return s, v, nil
 }
 
 // LoadVerifier parses a verifier key given inline or as a file path.
