@@ -134,7 +134,8 @@ type lease struct {
 	waiting   int64         // Takes in the slow path
 	busy      chan struct{} // non-nil while a refill or release runs
 	denyUntil int64
-	denyHead  int64
+	denyHead  int64 // headroom Redis had left outside leases at the last refill
+	headKnown bool
 	bound     Status
 }
 
@@ -263,7 +264,7 @@ func (l *Leaser) slowTake(ctx context.Context, ls *lease, est int64) (Ticket, St
 		}
 		need := max(est-max(ls.remaining, 0), 1)
 		// Ask for the other waiters too, so one round trip serves them all.
-		want := min(max(l.opt.LeaseSize, need*ls.waiting), MaxLimitMicros)
+		want := min(max(l.target(ls), need*ls.waiting), MaxLimitMicros)
 		ls.busy = make(chan struct{})
 		ls.mu.Unlock()
 		t, ok, err := l.refill(ctx, ls, need, want, est)
@@ -361,7 +362,10 @@ func (l *Leaser) refill(ctx context.Context, ls *lease, need, want, est int64) (
 	case need > 0:
 		req.Requested, req.MinGrant = max(want, need), need
 	case rem < l.opt.LowWater:
-		req.Requested, req.MinGrant = l.opt.LeaseSize, l.opt.MinGrant
+		ls.mu.Lock()
+		req.Requested = l.target(ls)
+		ls.mu.Unlock()
+		req.MinGrant = min(l.opt.MinGrant, req.Requested)
 	}
 	chain, err := l.chain(ctx, a)
 	if err != nil {
@@ -400,7 +404,7 @@ func (l *Leaser) apply(ls *lease, req *ReserveRequest, g Grant, start, est int64
 		ls.valid, ls.renewAt = start+ttl-ttl/8, start+ttl/3
 	}
 	ls.bound = Status{Agent: g.Bound, Window: g.BoundPolicy.Window, Rolling: g.BoundPolicy.Rolling, Limit: g.BoundPolicy.LimitMicros}
-	ls.denyHead = max(g.Headroom-g.Granted, 0)
+	ls.denyHead, ls.headKnown = max(g.Headroom-g.Granted, 0), true
 	if g.Unlimited {
 		ls.denyHead = MaxLimitMicros
 	}
@@ -414,6 +418,16 @@ func (l *Leaser) apply(ls *lease, req *ReserveRequest, g Grant, start, est int64
 	ls.remaining -= est
 	ls.inflight++
 	return Ticket{l: ls, est: est, epoch: ls.epoch}, true
+}
+
+// target is the size of a top-up: a lease, or near the limit half of what
+// Redis had left outside leases at the last refill, so the last headroom is
+// shared between replicas instead of taken by the first to ask. ls.mu held.
+func (l *Leaser) target(ls *lease) int64 {
+	if !ls.headKnown || ls.denyHead >= 2*l.opt.LeaseSize {
+		return l.opt.LeaseSize
+	}
+	return max(ls.denyHead/2, l.opt.MinGrant)
 }
 
 func (l *Leaser) refiller() {

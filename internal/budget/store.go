@@ -158,3 +158,11 @@ func (s *Store) Release(ctx context.Context, root, agent event.UUID, owner strin
 	}
 	return v, nil
 }
+
+// Ping checks that Redis answers (for /readyz).
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.c.Do(ctx, s.c.B().Ping().Build()).Error(); err != nil {
+		return fmt.Errorf("cannot reach redis: %w", err)
+	}
+	return nil
+}
