@@ -99,7 +99,7 @@ func (f *fixture) produce(recs ...*kgo.Record) {
 
 // consume runs a ledger runner until the ledger holds want rows and every
 // partition's stored offset reached the end, then stops it.
-func (f *fixture) consume(w *Writer, want int64) {
+func (f *fixture) consume(w runner.Handler, want int64) {
 	f.t.Helper()
 	r, err := runner.New(f.cfg, w, runner.Options{Name: "ledger", Group: f.group, Topics: []string{f.topic},
 		DLQTopic: f.dlq, MaxPollRecords: f.cfg.Kafka.Consumer.MaxPollRecords, RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond})
@@ -323,6 +323,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		{"edit a stored record hash", `UPDATE merkle_hashes SET hash = sha256(hash) WHERE idx = 81`, "entry 42 "},
 		{"edit a stored interior hash", `UPDATE merkle_hashes SET hash = sha256(hash) WHERE idx = 83`, "stored interior hash 83"},
 		{"forge a checkpoint root", `UPDATE merkle_checkpoints SET root_hash = sha256(root_hash) WHERE tree_size = 64`, "checkpoint of size 64"},
+		{"forge the last checkpoint", `UPDATE merkle_checkpoints SET root_hash = sha256(root_hash) WHERE tree_size = 100`, "checkpoint of size 100"},
 		{"forge a checkpoint note", `UPDATE merkle_checkpoints SET note = replace(note, E'\n64\n', E'\n63\n') WHERE tree_size = 64`, "checkpoint of size 64"},
 		{"drop the last entries", `DELETE FROM ledger WHERE seq >= 98`, "entry 98 "},
 	}
@@ -356,6 +357,15 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			}
 			if VerificationFailures.Get() != before+1 {
 				t.Fatalf("failure metric did not increment")
+			}
+			if strings.Contains(tc.want, "100") {
+				// The background verifier checks the latest checkpoint always.
+				if p, err := VerifySample(ctx, tx, f.verifier, 5); err != nil || p == nil {
+					t.Fatalf("sample verification missed it: %v %v", p, err)
+				}
+				if VerificationFailures.Get() != before+2 {
+					t.Fatalf("failure metric did not increment for the sample")
+				}
 			}
 		})
 	}

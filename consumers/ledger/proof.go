@@ -136,7 +136,7 @@ func CheckProof(data []byte, v note.Verifier) (*Proof, error) {
 // VerifySample checks k random sealed entries against their stored record
 // hashes and the latest checkpoint's signature and root against the stored
 // tree; a problem is counted in caracal_merkle_verification_failures_total.
-func VerifySample(ctx context.Context, pool *pgxpool.Pool, v note.Verifier, k int) (*Problem, error) {
+func VerifySample(ctx context.Context, pool DB, v note.Verifier, k int) (*Problem, error) {
 	p, err := verifySample(ctx, pool, v, k)
 	if p != nil {
 		VerificationFailures.Inc()
@@ -144,7 +144,7 @@ func VerifySample(ctx context.Context, pool *pgxpool.Pool, v note.Verifier, k in
 	return p, err
 }
 
-func verifySample(ctx context.Context, pool *pgxpool.Pool, v note.Verifier, k int) (*Problem, error) {
+func verifySample(ctx context.Context, pool DB, v note.Verifier, k int) (*Problem, error) {
 	rows, err := pool.Query(ctx, `SELECT `+entryColumns+` FROM ledger
 		WHERE seq IN (SELECT (random() * (tree_size - 1))::bigint FROM merkle_head, generate_series(1, $1) WHERE tree_size > 0)`, k)
 	if err != nil {
