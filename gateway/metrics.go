@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -51,5 +52,17 @@ func (g *Gateway) registerGauges() {
 	g.gauges.NewGauge(`caracal_producer_buffered_records`, func() float64 { r, _ := g.producer.Buffered(); return float64(r) })
 	g.gauges.NewGauge(`caracal_producer_buffered_bytes`, func() float64 { _, b := g.producer.Buffered(); return float64(b) })
 	g.gauges.NewGauge(`caracal_producer_failed_records`, func() float64 { return float64(g.producer.Failed.Load()) })
+	b := g.budget
+	for name, v := range map[string]*atomic.Uint64{
+		"caracal_budget_takes_total":             &b.Takes,
+		"caracal_budget_lease_refills_total":     &b.Refills,
+		"caracal_budget_redis_round_trips_total": &b.RoundTrips,
+		"caracal_budget_exhausted_total":         &b.Exhausted,
+		"caracal_budget_unavailable_total":       &b.Unavailable,
+		"caracal_budget_redis_errors_total":      &b.Errors,
+		"caracal_budget_lease_releases_total":    &b.Releases,
+	} {
+		g.gauges.NewGauge(name, func() float64 { return float64(v.Load()) })
+	}
 	metrics.RegisterSet(g.gauges)
 }
