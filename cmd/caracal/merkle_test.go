@@ -31,10 +31,16 @@ func TestConsumeLedgerThenVerifyProveAndSummarise(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	if _, err := kadm.NewClient(cl).CreateTopics(ctx, 2, 1, nil, topic, dlq); err != nil {
+	adm := kadm.NewClient(cl)
+	defer func() {
+		if _, err := adm.DeleteTopics(context.Background(), topic, dlq); err != nil {
+			t.Logf("cannot delete test topics: %v", err)
+		}
+		cl.Close()
+	}()
+	if _, err := adm.CreateTopics(ctx, 2, 1, nil, topic, dlq); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/caracal-gw/caracal/consumers/internal/ctest"
 	"github.com/caracal-gw/caracal/consumers/runner"
 	"github.com/caracal-gw/caracal/internal/config"
 	"github.com/caracal-gw/caracal/internal/event"
@@ -43,24 +44,7 @@ func newFixture(t *testing.T) *fixture {
 	f.cfg.Kafka.Brokers = testenv.KafkaBrokers(t)
 	f.cfg.Kafka.Consumer.FetchMaxWaitMs = 100
 	f.cfg.Kafka.Consumer.MaxPollRecords = 100
-	cl, err := kgo.NewClient(kgo.SeedBrokers(f.cfg.Kafka.Brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	f.producer = cl
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	adm := kadm.NewClient(cl)
-	res, err := adm.CreateTopics(ctx, 3, 1, nil, f.topic, f.dlq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range res.Sorted() {
-		if r.Err != nil {
-			t.Fatalf("cannot create topic %s: %v", r.Topic, r.Err)
-		}
-	}
+	f.producer = ctest.Topics(t, f.cfg, f.topic, f.dlq)
 	skey, vkey, err := GenerateKey("caracal-ledger-test")
 	if err != nil {
 		t.Fatal(err)

@@ -21,7 +21,14 @@ func Topics(t *testing.T, cfg *config.Config, names ...string) *kgo.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(cl.Close)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := kadm.NewClient(cl).DeleteTopics(ctx, names...); err != nil {
+			t.Logf("cannot delete test topics: %v", err)
+		}
+		cl.Close()
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	res, err := kadm.NewClient(cl).CreateTopics(ctx, 3, 1, nil, names...)
