@@ -264,6 +264,21 @@ func TestGatewayEndToEnd(t *testing.T) {
 	if total <= 0 {
 		t.Fatal("nothing was charged")
 	}
+
+	// The guide's metrics are on the admin listener.
+	mresp, err := http.Get("http://" + s.rg.AdminAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mbody, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	for _, name := range []string{`caracal_requests_total{status="ok"}`, `caracal_requests_total{status="denied"}`,
+		`caracal_request_duration_seconds_bucket{vmrange=`, `caracal_requests_in_flight`, `caracal_db_connections{state="in_use"}`,
+		`caracal_policy_cache_requests_total{result="hit"}`, `caracal_budget_redis_round_trips_total`, `caracal_producer_buffered_records`} {
+		if !strings.Contains(string(mbody), name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
 }
 
 func TestGatewayBudgetExceeded(t *testing.T) {

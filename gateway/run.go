@@ -21,6 +21,7 @@ import (
 	"github.com/caracal-gw/caracal/internal/config"
 	"github.com/caracal-gw/caracal/internal/control"
 	"github.com/caracal-gw/caracal/internal/event"
+	"github.com/caracal-gw/caracal/internal/store"
 )
 
 // Running is a started gateway with everything it owns.
@@ -101,6 +102,7 @@ func Start(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool) (*Runnin
 		return fail(err)
 	}
 	rg.GW = gw
+	store.RegisterPoolMetrics(gw.gauges, pool)
 	// Stopped in reverse: the gateway drains and returns its leases, then the
 	// producer flushes every event.
 	rg.stop = append(rg.stop, func(ctx context.Context) error { return prod.Close(ctx) })
