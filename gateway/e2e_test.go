@@ -338,7 +338,13 @@ func TestGatewayRevocationByNotify(t *testing.T) {
 				return
 			default:
 			}
-			s.post(t, "/openai/chat/completions", s.key, chatBody)
+			// Not s.post: t.Fatal must not be called from this goroutine.
+			req, _ := http.NewRequest("POST", s.base+"/openai/chat/completions", strings.NewReader(chatBody))
+			req.Header.Set("Authorization", "Bearer "+s.key)
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				io.Copy(io.Discard, resp.Body) //nolint:errcheck
+				resp.Body.Close()
+			}
 		}
 	}()
 	prefix := s.key[:16]
