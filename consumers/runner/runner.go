@@ -156,7 +156,6 @@ func New(cfg *config.Config, h Handler, opts Options) (*Runner, error) {
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.AdjustFetchOffsetsFn(r.adjustOffsets),
 		kgo.OnPartitionsRevoked(r.onRevoked),
-		kgo.AllowAutoTopicCreation(),
 	)
 	kopts = append(kopts, opts.ExtraOpts...)
 	cl, err := kgo.NewClient(kopts...)
