@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -27,6 +28,7 @@ import (
 type stack struct {
 	cfg      *config.Config
 	db       store.Execer
+	pool     *pgxpool.Pool
 	mock     *mockupstream.Server
 	rg       *Running
 	base     string
@@ -39,6 +41,11 @@ type stack struct {
 const upstreamSecret = "sk-upstream-secret-for-tests"
 
 func newStack(t *testing.T, childLimitMicros int64) *stack {
+	t.Helper()
+	return newStackLimits(t, 10_000_000, childLimitMicros)
+}
+
+func newStackLimits(t *testing.T, parentLimitMicros, childLimitMicros int64) *stack {
 	t.Helper()
 	ctx := context.Background()
 	cfg := testenv.Config(t)
@@ -82,7 +89,7 @@ func newStack(t *testing.T, childLimitMicros int64) *stack {
 		return err
 	})
 	must(t, func() error {
-		_, err := store.SetPolicy(ctx, pool, store.PolicySpec{Agent: org, LimitMicros: 10_000_000, Window: "daily", Active: true, Reason: "test"})
+		_, err := store.SetPolicy(ctx, pool, store.PolicySpec{Agent: org, LimitMicros: parentLimitMicros, Window: "daily", Active: true, Reason: "test"})
 		return err
 	})
 	must(t, func() error {
@@ -112,7 +119,7 @@ func newStack(t *testing.T, childLimitMicros int64) *stack {
 			t.Errorf("stop: %v", err)
 		}
 	})
-	s := &stack{cfg: cfg, db: pool, mock: mock, rg: rg, base: "http://" + rg.Addr, key: k.Key, brokers: cfg.Kafka.Brokers,
+	s := &stack{cfg: cfg, db: pool, pool: pool, mock: mock, rg: rg, base: "http://" + rg.Addr, key: k.Key, brokers: cfg.Kafka.Brokers,
 		topic: cfg.Kafka.Topics.Metering, decision: cfg.Kafka.Topics.Decisions}
 	s.waitReady(t)
 	return s
@@ -365,4 +372,65 @@ func TestGatewayRevocationByNotify(t *testing.T) {
 	if resp.StatusCode != 401 {
 		t.Fatalf("revoked key still accepted: %d %s", resp.StatusCode, body)
 	}
+}
+
+// TestGatewayBudgetRaceAcrossReplicas: two gateways, 64 concurrent clients
+// spending one agent's budget under a tighter parent budget. The total
+// charged never passes the parent's limit (the estimate covers the mock's
+// actual cost, so the documented overshoot is 0 here).
+func TestGatewayBudgetRaceAcrossReplicas(t *testing.T) {
+	const parentLimit = 3_000
+	s := newStackLimits(t, parentLimit, 1_000_000)
+	rg2, err := Start(context.Background(), s.cfg, s.pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rg2.Stop(20 * time.Second) //nolint:errcheck
+	bases := []string{s.base, "http://" + rg2.Addr}
+	var mu sync.Mutex
+	counts := map[int]int{}
+	var wg sync.WaitGroup
+	for c := 0; c < 64; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 40; i++ {
+				req, _ := http.NewRequest("POST", bases[(c+i)%2]+"/openai/chat/completions", strings.NewReader(chatBody))
+				req.Header.Set("Authorization", "Bearer "+s.key)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					mu.Lock()
+					counts[-1]++
+					mu.Unlock()
+					return
+				}
+				io.Copy(io.Discard, resp.Body) //nolint:errcheck
+				resp.Body.Close()
+				mu.Lock()
+				counts[resp.StatusCode]++
+				mu.Unlock()
+				if resp.StatusCode == 402 {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if counts[-1] != 0 || counts[200] == 0 || counts[402] == 0 || len(counts) != 2 {
+		t.Fatalf("outcomes %v: want only 200s and 402s", counts)
+	}
+	evs := s.events(t, s.topic, counts[200])
+	var spent int64
+	for _, raw := range evs {
+		var e event.Metering
+		if err := event.DecodeMetering(raw, &e); err != nil {
+			t.Fatal(err)
+		}
+		spent += e.CostMicros
+	}
+	if len(evs) != counts[200] || spent > parentLimit {
+		t.Fatalf("%d events for %d forwarded requests; %d micro-units charged against a parent limit of %d",
+			len(evs), counts[200], spent, parentLimit)
+	}
+	t.Logf("%v; %d of %d micro-units spent", counts, spent, parentLimit)
 }
