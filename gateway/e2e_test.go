@@ -29,6 +29,8 @@ type stack struct {
 	cfg      *config.Config
 	db       store.Execer
 	pool     *pgxpool.Pool
+	mockAddr string
+	bot      string
 	mock     *mockupstream.Server
 	rg       *Running
 	base     string
@@ -46,6 +48,11 @@ func newStack(t *testing.T, childLimitMicros int64) *stack {
 }
 
 func newStackLimits(t *testing.T, parentLimitMicros, childLimitMicros int64) *stack {
+	t.Helper()
+	return newStackWith(t, parentLimitMicros, childLimitMicros, StartOptions{})
+}
+
+func newStackWith(t *testing.T, parentLimitMicros, childLimitMicros int64, so StartOptions) *stack {
 	t.Helper()
 	ctx := context.Background()
 	cfg := testenv.Config(t)
@@ -110,7 +117,7 @@ func newStackLimits(t *testing.T, parentLimitMicros, childLimitMicros int64) *st
 	var k store.CreatedKey
 	must(t, func() error { var err error; k, err = store.CreateKey(ctx, pool, store.NewKey{Agent: bot}); return err })
 
-	rg, err := Start(ctx, cfg, pool)
+	rg, err := StartWith(ctx, cfg, pool, so)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +126,7 @@ func newStackLimits(t *testing.T, parentLimitMicros, childLimitMicros int64) *st
 			t.Errorf("stop: %v", err)
 		}
 	})
-	s := &stack{cfg: cfg, db: pool, pool: pool, mock: mock, rg: rg, base: "http://" + rg.Addr, key: k.Key, brokers: cfg.Kafka.Brokers,
+	s := &stack{cfg: cfg, db: pool, pool: pool, mock: mock, mockAddr: mln.Addr().String(), bot: bot, rg: rg, base: "http://" + rg.Addr, key: k.Key, brokers: cfg.Kafka.Brokers,
 		topic: cfg.Kafka.Topics.Metering, decision: cfg.Kafka.Topics.Decisions}
 	s.waitReady(t)
 	return s
@@ -433,4 +440,43 @@ func TestGatewayBudgetRaceAcrossReplicas(t *testing.T) {
 			len(evs), counts[200], spent, parentLimit)
 	}
 	t.Logf("%v; %d of %d micro-units spent", counts, spent, parentLimit)
+}
+
+func (s *stack) postWith(t *testing.T, path string, body io.Reader, hdr map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest("POST", s.base+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.key)
+	for k, v := range hdr {
+		if v != "" {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+// waitTables waits (bounded) until the gateway's route table has route name.
+func (s *stack) waitTables(t *testing.T, name string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if rt := s.rg.GW.routeTable(); rt != nil {
+			for _, r := range rt.routes {
+				if r.Name == name {
+					return
+				}
+			}
+		}
+	}
+	t.Fatalf("route %s never reached the gateway", name)
 }

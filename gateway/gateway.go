@@ -22,6 +22,7 @@ import (
 	"github.com/caracal-gw/caracal/gateway/meter"
 	"github.com/caracal-gw/caracal/gateway/proxy"
 	"github.com/caracal-gw/caracal/gateway/replay"
+	"github.com/caracal-gw/caracal/gateway/ssrf"
 	"github.com/caracal-gw/caracal/internal/budget"
 	"github.com/caracal-gw/caracal/internal/config"
 	"github.com/caracal-gw/caracal/internal/control"
@@ -35,6 +36,9 @@ type Deps struct {
 	Producer *meter.Producer
 	Budget   *budget.Leaser
 	Replay   *replay.Checker
+	// TargetDial overrides how client-chosen targets are resolved and dialled
+	// (tests); zero: the system resolver and dialer.
+	TargetDial ssrf.Options
 	// BudgetReady reports whether the budget store answers (a Redis ping
 	// loop run by the caller).
 	BudgetReady func() bool
@@ -58,6 +62,7 @@ type Gateway struct {
 	inflight    atomic.Int64
 	maxInflight int64
 	gauges      *metrics.Set
+	targets     *targets
 
 	mu     sync.Mutex
 	routes atomic.Pointer[routeTable]
@@ -72,7 +77,7 @@ func New(cfg *config.Config, d Deps) (*Gateway, error) {
 	}
 	g := &Gateway{
 		cfg: cfg, cache: d.Cache, listener: d.Listener, producer: d.Producer, budget: d.Budget, budgetReady: d.BudgetReady, replay: d.Replay,
-		hygiene: h, rates: newRateLimiter(), ids: event.NewIDGen(),
+		hygiene: h, rates: newRateLimiter(), ids: event.NewIDGen(), targets: newTargets(d.TargetDial),
 		gatewayID:   []byte(d.Budget.Owner()),
 		maxInflight: int64(cfg.MaxConcurrentRequests),
 	}

@@ -39,6 +39,7 @@ type reqState struct {
 	reqID         []byte
 	scratch       []byte
 	route         *route
+	up            *proxy.Upstream
 	agent         *control.Agent
 	chain         [event.MaxAncestors + 1]*control.Agent
 	nchain        int
@@ -81,7 +82,7 @@ func acquireState(g *Gateway) *reqState {
 }
 
 func releaseState(s *reqState) {
-	s.g, s.route, s.agent = nil, nil, nil
+	s.g, s.route, s.agent, s.up = nil, nil, nil, nil
 	for i := range s.chain {
 		s.chain[i] = nil
 	}
@@ -115,7 +116,7 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 		ctx.Request.SetBodyRaw(s.clamped)
 	}
 	forwarded.Inc()
-	proxy.Forward(ctx, s.route.up, s.tap, s.done)
+	proxy.Forward(ctx, s.up, s.tap, s.done)
 	if s.finished() {
 		return
 	}
@@ -161,6 +162,14 @@ func (s *reqState) admit(ctx *fasthttp.RequestCtx) bool {
 	}
 	if (s.route.ReplayRequired || s.agent.ReplayRequired) && !s.checkReplay(ctx) {
 		return false
+	}
+	s.up = s.route.up
+	if s.route.AllowTargetURL {
+		up, ok := s.resolveTarget(ctx)
+		if !ok {
+			return false
+		}
+		s.up = up
 	}
 	return s.reserve(ctx, rt)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/caracal-gw/caracal/gateway/cache"
 	"github.com/caracal-gw/caracal/gateway/meter"
 	"github.com/caracal-gw/caracal/gateway/replay"
+	"github.com/caracal-gw/caracal/gateway/ssrf"
 	"github.com/caracal-gw/caracal/internal/budget"
 	"github.com/caracal-gw/caracal/internal/config"
 	"github.com/caracal-gw/caracal/internal/control"
@@ -36,6 +37,17 @@ type Running struct {
 
 // Start builds the gateway's collaborators from cfg and serves it.
 func Start(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool) (*Running, error) {
+	return StartWith(ctx, cfg, pool, StartOptions{})
+}
+
+// StartOptions are hooks for tests.
+type StartOptions struct {
+	// TargetDial resolves and dials client-chosen targets.
+	TargetDial ssrf.Options
+}
+
+// StartWith is Start with hooks.
+func StartWith(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool, so StartOptions) (*Running, error) {
 	rg := &Running{errc: make(chan error, 2)}
 	fail := func(err error) (*Running, error) {
 		rg.Stop(5 * time.Second) //nolint:errcheck
@@ -96,7 +108,7 @@ func Start(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool) (*Runnin
 		return fail(err)
 	}
 	gw, err := New(cfg, Deps{
-		Cache: c, Listener: lst, Producer: prod, Budget: leaser, Replay: rp, BudgetReady: redisOK.Load,
+		Cache: c, Listener: lst, Producer: prod, Budget: leaser, Replay: rp, BudgetReady: redisOK.Load, TargetDial: so.TargetDial,
 	})
 	if err != nil {
 		return fail(err)
