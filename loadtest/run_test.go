@@ -17,7 +17,7 @@ func serve(t *testing.T, h fasthttp.RequestHandler) string {
 		t.Fatal(err)
 	}
 	s := &fasthttp.Server{Handler: h}
-	go s.Serve(ln) //nolint:errcheck
+	go s.Serve(ln)                     //nolint:errcheck
 	t.Cleanup(func() { s.Shutdown() }) //nolint:errcheck
 	return "http://" + ln.Addr().String() + "/x"
 }
