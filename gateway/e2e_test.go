@@ -480,3 +480,37 @@ func (s *stack) waitTables(t *testing.T, name string) {
 	}
 	t.Fatalf("route %s never reached the gateway", name)
 }
+
+// TestGatewayAuthFailuresThrottled: failed authentication is limited per
+// client address (429 after the burst), and audit records carry the key's
+// visible prefix, never its secret.
+func TestGatewayAuthFailuresThrottled(t *testing.T) {
+	s := newStack(t, 5_000_000)
+	const badSecret = "ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ"
+	bad := s.key[:17] + badSecret
+	statuses := map[int]int{}
+	for i := 0; i < authFailBurst+5; i++ {
+		resp, _ := s.post(t, "/openai/chat/completions", bad, chatBody)
+		statuses[resp.StatusCode]++
+	}
+	if statuses[401] < authFailBurst-1 || statuses[429] == 0 || statuses[401]+statuses[429] != authFailBurst+5 {
+		t.Fatalf("outcomes %v: want %d×401 then 429s", statuses, authFailBurst)
+	}
+	resp, body := s.post(t, "/openai/chat/completions", s.key, chatBody)
+	var e errorBody
+	if resp.StatusCode != 429 || json.Unmarshal(body, &e) != nil || e.Error.Code != "auth_rate_limited" || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("a throttled address was served: %d %s", resp.StatusCode, body)
+	}
+	recs := s.events(t, s.cfg.Kafka.Topics.Audit, authFailBurst)
+	if len(recs) < authFailBurst {
+		t.Fatalf("%d audit records for %d failures", len(recs), authFailBurst)
+	}
+	for _, r := range recs {
+		if strings.Contains(string(r), badSecret) || strings.Contains(string(r), s.key[17:]) {
+			t.Fatalf("an audit record carries a secret: %s", r)
+		}
+		if !strings.Contains(string(r), `"key_prefix":"`+s.key[:16]+`"`) {
+			t.Fatalf("audit record without the key prefix: %s", r)
+		}
+	}
+}

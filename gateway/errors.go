@@ -34,6 +34,7 @@ const (
 	CodeUpstreamError
 	CodeUpstreamTimeout
 	CodeMethodNotAllowed
+	CodeAuthRateLimited
 	numCodes
 )
 
@@ -64,6 +65,7 @@ var codes = [numCodes]codeInfo{
 	CodeUpstreamError:       {"upstream_error", 502, "the upstream failed"},
 	CodeUpstreamTimeout:     {"upstream_timeout", 504, "the upstream did not answer in time"},
 	CodeMethodNotAllowed:    {"method_not_allowed", 405, "method not allowed"},
+	CodeAuthRateLimited:     {"auth_rate_limited", 429, "too many failed authentication attempts; retry later"},
 }
 
 // String returns the code's stable name.

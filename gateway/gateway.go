@@ -57,6 +57,7 @@ type Gateway struct {
 	jwt         atomic.Pointer[auth.JWTVerifier]
 	hygiene     *proxy.Hygiene
 	rates       *rateLimiter
+	authFails   *rateLimiter
 	ids         *event.IDGen
 	gatewayID   []byte
 	inflight    atomic.Int64
@@ -77,7 +78,7 @@ func New(cfg *config.Config, d Deps) (*Gateway, error) {
 	}
 	g := &Gateway{
 		cfg: cfg, cache: d.Cache, listener: d.Listener, producer: d.Producer, budget: d.Budget, budgetReady: d.BudgetReady, replay: d.Replay,
-		hygiene: h, rates: newRateLimiter(), ids: event.NewIDGen(), targets: newTargets(d.TargetDial),
+		hygiene: h, rates: newRateLimiter(), authFails: newRateLimiter(), ids: event.NewIDGen(), targets: newTargets(d.TargetDial),
 		gatewayID:   []byte(d.Budget.Owner()),
 		maxInflight: int64(cfg.MaxConcurrentRequests),
 	}
@@ -218,6 +219,12 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		metrics.UnregisterSet(g.gauges, true)
 	}
 	return err
+}
+
+// Sweep forgets idle rate-limit state; run it every few seconds.
+func (g *Gateway) Sweep(now time.Time) {
+	g.rates.sweep(now)
+	g.authFails.sweep(now)
 }
 
 // InFlight returns the requests being served.

@@ -174,9 +174,48 @@ func (s *reqState) admit(ctx *fasthttp.RequestCtx) bool {
 	return s.reserve(ctx, rt)
 }
 
+// Failed authentication is rate limited per client address and per API key
+// prefix: authFailBurst failures at once, then one per authFailEvery.
+const (
+	authFailBurst = 30
+	authFailEvery = 2 * time.Second
+)
+
 func (s *reqState) authenticate(ctx *fasthttp.RequestCtx) bool {
 	g := s.g
+	ipKey := clientKey(ctx)
 	kind, tok, reason := auth.ParseCredential(ctx.Request.Header.PeekBytes(strXAPIKey), ctx.Request.Header.PeekBytes(strAuthorization))
+	var prefixKey event.UUID
+	if kind == auth.KindAPIKey {
+		copy(prefixKey[:], tok[:auth.APIKeyPrefixLen])
+	}
+	if g.authFails.blocked(ipKey, authFailEvery, authFailBurst, s.start) ||
+		(kind == auth.KindAPIKey && g.authFails.blocked(prefixKey, authFailEvery, authFailBurst, s.start)) {
+		s.authFailure(ctx, CodeAuthRateLimited, auth.ReasonOK, tok)
+		return false
+	}
+	if !s.verify(ctx, kind, tok, reason) {
+		g.authFails.allowEvery(ipKey, authFailEvery, authFailBurst, s.start)
+		if kind == auth.KindAPIKey {
+			g.authFails.allowEvery(prefixKey, authFailEvery, authFailBurst, s.start)
+		}
+		return false
+	}
+	return true
+}
+
+// clientKey is the client address as a 16-byte key.
+func clientKey(ctx *fasthttp.RequestCtx) event.UUID {
+	var k event.UUID
+	if ip := ctx.RemoteIP(); len(ip) == 4 || len(ip) == 16 {
+		copy(k[:], ip.To16())
+	}
+	return k
+}
+
+// verify checks the credential; on failure it has answered.
+func (s *reqState) verify(ctx *fasthttp.RequestCtx, kind auth.Kind, tok []byte, reason auth.Reason) bool {
+	g := s.g
 	var id event.UUID
 	switch {
 	case kind == auth.KindAPIKey:
@@ -212,7 +251,7 @@ func (s *reqState) authenticate(ctx *fasthttp.RequestCtx) bool {
 		}
 	}
 	if reason != auth.ReasonOK {
-		s.authFailure(ctx, reason, tok)
+		s.authFailure(ctx, CodeUnauthenticated, reason, tok)
 		return false
 	}
 	a, err := g.cache.Agent(id)
@@ -221,7 +260,7 @@ func (s *reqState) authenticate(ctx *fasthttp.RequestCtx) bool {
 		return false
 	}
 	if a == nil {
-		s.authFailure(ctx, auth.ReasonUnknownKey, tok)
+		s.authFailure(ctx, CodeUnauthenticated, auth.ReasonUnknownKey, tok)
 		return false
 	}
 	s.agent = a
@@ -233,16 +272,20 @@ var (
 	strAuthorization = []byte("Authorization")
 )
 
-// authFailure answers 401 and records an audit event with at most the
-// visible prefix of a key.
-func (s *reqState) authFailure(ctx *fasthttp.RequestCtx, r auth.Reason, tok []byte) {
+// authFailure answers 401 (or 429 when throttled) and records an audit
+// event with at most the visible prefix of a key, never the secret.
+func (s *reqState) authFailure(ctx *fasthttp.RequestCtx, c Code, r auth.Reason, tok []byte) {
 	authFailures.Inc()
 	a := &s.audit
 	a.Reset()
 	a.ID, a.TimeUnixUs = s.id, s.start.UnixMicro()
 	a.Type = append(a.Type, "auth_failure"...)
-	a.Reason = append(a.Reason, r.String()...)
-	a.Status = CodeUnauthenticated.Status()
+	if c == CodeUnauthenticated {
+		a.Reason = append(a.Reason, r.String()...)
+	} else {
+		a.Reason = append(a.Reason, c.String()...)
+	}
+	a.Status = c.Status()
 	a.ClientIP = appendIP(a.ClientIP[:0], ctx)
 	if s.route != nil {
 		a.Route = append(a.Route, s.route.name...)
@@ -253,7 +296,11 @@ func (s *reqState) authFailure(ctx *fasthttp.RequestCtx, r auth.Reason, tok []by
 	a.RequestID = append(a.RequestID, s.reqID...)
 	a.Gateway = append(a.Gateway, s.g.gatewayID...)
 	s.g.producer.Audit(a)
-	s.finish(ctx, CodeUnauthenticated, r.String())
+	if c == CodeUnauthenticated {
+		s.finish(ctx, c, r.String())
+	} else {
+		s.finish(ctx, c, "")
+	}
 }
 
 // appendIP appends the client address without allocating.

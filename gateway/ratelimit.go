@@ -35,10 +35,15 @@ func (r *rateLimiter) allow(id event.UUID, rps, burst int, now time.Time) (bool,
 	if rps <= 0 {
 		return true, 0
 	}
+	return r.allowEvery(id, time.Second/time.Duration(rps), burst, now)
+}
+
+// allowEvery is allow with one request per interval.
+func (r *rateLimiter) allowEvery(id event.UUID, every time.Duration, burst int, now time.Time) (bool, time.Duration) {
 	if burst < 1 {
 		burst = 1
 	}
-	interval := int64(time.Second) / int64(rps)
+	interval := int64(every)
 	tolerance := interval * int64(burst-1)
 	t := now.UnixNano()
 	s := &r.shards[id[15]&63]
@@ -70,4 +75,18 @@ func (r *rateLimiter) sweep(now time.Time) {
 		}
 		s.mu.Unlock()
 	}
+}
+
+// blocked reports, without taking a token, whether allowEvery would refuse.
+func (r *rateLimiter) blocked(id event.UUID, every time.Duration, burst int, now time.Time) bool {
+	if burst < 1 {
+		burst = 1
+	}
+	tolerance := int64(every) * int64(burst-1)
+	t := now.UnixNano()
+	s := &r.shards[id[15]&63]
+	s.mu.Lock()
+	tat, ok := s.tat[id]
+	s.mu.Unlock()
+	return ok && tat-t > tolerance
 }

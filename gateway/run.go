@@ -114,6 +114,22 @@ func StartWith(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool, so S
 		return fail(err)
 	}
 	rg.GW = gw
+	sctx, scancel := context.WithCancel(context.WithoutCancel(ctx))
+	sdone := make(chan struct{})
+	go func() {
+		defer close(sdone)
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case now := <-t.C:
+				gw.Sweep(now)
+			}
+		}
+	}()
+	rg.stop = append(rg.stop, func(context.Context) error { scancel(); <-sdone; return nil })
 	store.RegisterPoolMetrics(gw.gauges, pool)
 	// Stopped in reverse: the gateway drains and returns its leases, then the
 	// producer flushes every event.
