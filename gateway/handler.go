@@ -112,7 +112,7 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 	}
 	// From here the request is forwarded; s and the in-flight slot are
 	// released by onDone.
-	if s.clamped != nil && len(s.clamped) > 0 {
+	if len(s.clamped) > 0 {
 		ctx.Request.SetBodyRaw(s.clamped)
 	}
 	forwarded.Inc()

@@ -97,7 +97,6 @@ func TestCheckpointRoundTripAndLoadSigner(t *testing.T) {
 // frontierIndexes must name exactly what tlog reads to extend or hash a tree.
 func TestFrontierIsAllTlogReads(t *testing.T) {
 	all := memReader{}
-	var hashes []tlog.Hash
 	for n := int64(0); n < 200; n++ {
 		front := memReader{}
 		for _, x := range frontierIndexes(n) {
@@ -111,7 +110,6 @@ func TestFrontierIsAllTlogReads(t *testing.T) {
 		for i, x := range add {
 			all[tlog.StoredHashIndex(0, n)+int64(i)] = x
 		}
-		hashes = append(hashes, add...)
 		front2 := memReader{}
 		for _, x := range frontierIndexes(n + 1) {
 			front2[x] = all[x]
