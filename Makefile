@@ -6,7 +6,12 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # make test stays well under 20 minutes; soak, fuzz and load runs have their own targets.
 TEST_TIMEOUT ?= 15m
 
-.PHONY: build run dev-config services services-down test test-unit check bench
+.PHONY: build run services services-down test test-go test-unit check
+
+# Fragments: deploy (chart/manifest validation), bench (benchmarks, load,
+# peers), faults (fault suite). make test also runs their quick checks.
+-include mk/*.mk
+TEST_EXTRA := $(if $(wildcard mk/deploy.mk),deploy-check) $(if $(wildcard mk/bench.mk),bench-smoke)
 
 build:
 	$(GO) build -o $(BIN) ./cmd/caracal
@@ -25,8 +30,10 @@ run: build
 	exec $(BIN) dev
 
 # Unit tests and integration tests against the real PostgreSQL, Redis and
-# Kafka started by scripts/services.sh.
-test:
+# Kafka started by scripts/services.sh, then the fragments' quick checks.
+test: test-go $(TEST_EXTRA)
+
+test-go:
 	scripts/services.sh up
 	set -a; eval "$$(scripts/services.sh env)"; set +a; \
 	export CARACAL_INTEGRATION=1; \
@@ -47,5 +54,3 @@ check:
 	$(GO) run $(STATICCHECK) ./...
 	@$(GO) mod tidy && git diff --exit-code -- go.mod go.sum || { echo "go.mod/go.sum not tidy"; exit 1; }
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./... | tee bench.txt
