@@ -1,0 +1,32 @@
+// Command fwdproxy is the gateway's forwarder alone (gateway/proxy.Forward:
+// header hygiene, credential injection, streaming-aware copy) without auth,
+// policy, budget or metering — "plain forwarding" in the peer comparison.
+package main
+
+import (
+	"flag"
+	"log"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/caracal-gw/caracal/gateway/proxy"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:18002", "address")
+	upstream := flag.String("upstream", "http://127.0.0.1:18000", "upstream URL")
+	cert := flag.String("cert", "", "TLS certificate (PEM); plaintext when empty")
+	key := flag.String("key", "", "TLS key (PEM)")
+	flag.Parse()
+	up, err := proxy.NewUpstream([]string{*upstream}, proxy.Options{
+		CredentialHeader: []byte("Authorization"), CredentialValue: []byte("Bearer sk-bench")})
+	if err != nil {
+		log.Fatal(err)
+	}
+	s := &fasthttp.Server{NoDefaultDate: true, NoDefaultServerHeader: true,
+		Handler: func(ctx *fasthttp.RequestCtx) { proxy.Forward(ctx, up, nil, nil) }}
+	if *cert != "" {
+		log.Fatal(s.ListenAndServeTLS(*listen, *cert, *key))
+	}
+	log.Fatal(s.ListenAndServe(*listen))
+}
