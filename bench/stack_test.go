@@ -28,7 +28,7 @@ func serveUpstream(b testing.TB) string {
 		b.Fatal(err)
 	}
 	s := &fasthttp.Server{Handler: Upstream, NoDefaultDate: true}
-	go s.Serve(ln)                      //nolint:errcheck
+	go s.Serve(ln)                     //nolint:errcheck
 	b.Cleanup(func() { s.Shutdown() }) //nolint:errcheck
 	return ln.Addr().String()
 }
@@ -67,7 +67,10 @@ func newGatewayStack(b testing.TB) *gatewayStack {
 	org, bot := testenv.Name("org-"), testenv.Name("bot-")
 	steps := []func() error{
 		func() error { _, err := store.CreateAgent(ctx, pool, store.NewAgent{Name: org}); return err },
-		func() error { _, err := store.CreateAgent(ctx, pool, store.NewAgent{Name: bot, Parent: org}); return err },
+		func() error {
+			_, err := store.CreateAgent(ctx, pool, store.NewAgent{Name: bot, Parent: org})
+			return err
+		},
 		func() error {
 			_, err := store.SetPolicy(ctx, pool, store.PolicySpec{Agent: org, LimitMicros: 1e15, Window: "daily", Active: true, Reason: "bench"})
 			return err
