@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -50,6 +51,9 @@ type Producer struct {
 	// free recycles records: they are taken on request goroutines and given
 	// back on the producer's, where a sync.Pool's per-P caches would miss.
 	free chan *kgo.Record
+
+	// sp is the disk spool (UseSpool); nil without one.
+	sp *spoolState
 }
 
 // NewProducer connects a producer with the guide's settings.
@@ -87,9 +91,18 @@ func NewProducer(c *config.Config, extra ...kgo.Opt) (*Producer, error) {
 func (p *Producer) Client() *kgo.Client { return p.cl }
 
 // HasRoom reports whether a new request may be admitted: the producer has
-// buffer room for its event. The gateway answers 503 otherwise.
+// buffer room for its event, or the spool has room (only the spool counts
+// while the brokers are down). The gateway answers 503 otherwise.
 func (p *Producer) HasRoom() bool {
-	return p.cl.BufferedProduceBytes() < p.maxBuffered && len(p.backlog) < cap(p.backlog)/2
+	kafkaRoom := p.cl.BufferedProduceBytes() < p.maxBuffered && len(p.backlog) < cap(p.backlog)/2
+	st := p.sp
+	if st == nil {
+		return kafkaRoom
+	}
+	if st.down.Load() {
+		return st.sp.HasRoom()
+	}
+	return kafkaRoom || st.sp.HasRoom()
 }
 
 // Buffered returns the records and bytes waiting for the brokers.
@@ -141,6 +154,13 @@ func (p *Producer) sendAudit(topic string, a *event.Audit) {
 }
 
 func (p *Producer) send(r *kgo.Record) {
+	if p.spoolFirst() {
+		if _, ok := p.spoolRecord(tagOf(p, r.Topic), r.Key, r.Value, false); ok {
+			p.releaseRecord(r)
+			return
+		}
+		// The spool is full or failing: Kafka's buffer is the last resort.
+	}
 	p.inflight.Add(1)
 	p.cl.TryProduce(context.Background(), r, p.promiseFn)
 }
@@ -151,6 +171,10 @@ func (p *Producer) promise(r *kgo.Record, err error) {
 	switch {
 	case err == nil:
 		producedTotal.Inc()
+		if p.sp != nil {
+			p.sp.acked()
+		}
+	case p.sp != nil && p.spoolFailed(r):
 	case errors.Is(err, kgo.ErrMaxBuffered):
 		// The buffer filled between admission and metering: hand the record
 		// to the backlog goroutine, which waits for room.
@@ -190,9 +214,11 @@ func (p *Producer) drainBacklog() {
 }
 
 func (p *Producer) promiseBlocking(r *kgo.Record, err error) {
-	if err == nil {
+	switch {
+	case err == nil:
 		producedTotal.Inc()
-	} else {
+	case p.sp != nil && p.spoolFailed(r):
+	default:
 		p.fail(r, err)
 	}
 	p.inflight.Add(-1)
@@ -202,9 +228,23 @@ func (p *Producer) promiseBlocking(r *kgo.Record, err error) {
 // Refused counts a request turned away because the producer had no room.
 func Refused() { producerRefused.Inc() }
 
-// Close flushes every buffered record (bounded by ctx) and closes the client.
+// Close flushes every buffered record (bounded by ctx) and closes the client;
+// the spool (if any) keeps what was not drained, for the next start.
 func (p *Producer) Close(ctx context.Context) error {
+	if st := p.sp; st != nil {
+		close(st.stop)
+		st.wg.Wait()
+	}
 	err := p.cl.Flush(ctx)
+	if err != nil && p.sp != nil {
+		// The brokers did not take everything in time: fail what is still
+		// buffered so the promises put it in the spool for the next start.
+		p.cl.PurgeTopicsFromProducing(p.metering, p.decisions, p.audit)
+		err = nil
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+	}
 	close(p.quit)
 	p.wg.Wait()
 	for len(p.backlog) > 0 {
@@ -218,4 +258,11 @@ func (p *Producer) Close(ctx context.Context) error {
 		return fmt.Errorf("cannot flush the producer: %w", err)
 	}
 	return nil
+}
+
+// spoolFailed appends a record Kafka could not take to the spool; false when
+// the spool cannot take it either.
+func (p *Producer) spoolFailed(r *kgo.Record) bool {
+	_, ok := p.spoolRecord(tagOf(p, r.Topic), r.Key, r.Value, false)
+	return ok
 }

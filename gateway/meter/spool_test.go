@@ -1,0 +1,306 @@
+package meter
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/caracal-gw/caracal/gateway/spool"
+	"github.com/caracal-gw/caracal/internal/config"
+	"github.com/caracal-gw/caracal/internal/event"
+	"github.com/caracal-gw/caracal/internal/testenv"
+)
+
+// fakeKafka is a kfake cluster on a fixed port with its data on disk, so it
+// can be stopped and started again at the same address.
+type fakeKafka struct {
+	t    *testing.T
+	port int
+	dir  string
+	c    *kfake.Cluster
+}
+
+func newFakeKafka(t *testing.T) *fakeKafka {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	f := &fakeKafka{t: t, port: port, dir: t.TempDir()}
+	f.start()
+	t.Cleanup(f.stop)
+	return f
+}
+
+func (f *fakeKafka) start() {
+	var err error
+	for range 50 { // the port may linger briefly after a stop
+		f.c, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(f.port), kfake.DataDir(f.dir), kfake.SyncWrites(),
+			kfake.SeedTopics(2, "m", "d", "a"))
+		if err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	f.t.Fatalf("cannot start kfake on port %d: %v", f.port, err)
+}
+
+func (f *fakeKafka) stop() {
+	if f.c != nil {
+		f.c.Close()
+		f.c = nil
+	}
+}
+
+func (f *fakeKafka) addr() string { return net.JoinHostPort("127.0.0.1", itoa(f.port)) }
+
+func itoa(v int) string { return strconv.Itoa(v) }
+
+func spoolConfig(t *testing.T, addr string) *config.Config {
+	cfg := testenv.Config(t)
+	cfg.Kafka.Brokers = []string{addr}
+	cfg.Kafka.Topics.Metering, cfg.Kafka.Topics.Decisions, cfg.Kafka.Topics.Audit = "m", "d", "a"
+	return cfg
+}
+
+func openSpool(t *testing.T, dir string) *spool.Spool {
+	sp, err := spool.Open(spool.Options{Dir: dir, SegmentBytes: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sp.Close() })
+	return sp
+}
+
+func newSpooledProducer(t *testing.T, addr, dir string) (*Producer, *spool.Spool) {
+	p, err := NewProducer(spoolConfig(t, addr), kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := openSpool(t, dir)
+	if err := p.UseSpool(sp, SpoolOptions{StallAfter: 300 * time.Millisecond, DrainEvery: 50 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	return p, sp
+}
+
+func meteringEvent(g *event.IDGen, i int) *event.Metering {
+	e := &event.Metering{}
+	e.ID = g.New(time.Now())
+	e.TimeUnixUs = time.Now().UnixMicro()
+	e.Kind, e.Pricing, e.Status = event.KindUsage, event.PricingPerRequest, 200
+	e.Agent = event.UUID{1, byte(i % 5)}
+	e.Root = e.Agent
+	e.Route = append(e.Route, "r"...)
+	e.CostMicros = int64(i + 1)
+	e.Currency = [3]byte{'U', 'S', 'D'}
+	return e
+}
+
+// consumeAll reads topic m from the start until want distinct ids arrived
+// (bounded), returning how often each id was seen.
+func consumeAll(t *testing.T, addr string, want int) map[event.ID]int {
+	t.Helper()
+	c, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics("m"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	seen := map[event.ID]int{}
+	for len(seen) < want && ctx.Err() == nil {
+		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+		fs := c.PollFetches(pctx)
+		pcancel()
+		fs.EachRecord(func(r *kgo.Record) {
+			var e event.Metering
+			if err := event.DecodeMetering(r.Value, &e); err != nil {
+				t.Errorf("offset %d: %v", r.Offset, err)
+				return
+			}
+			seen[e.ID]++
+		})
+	}
+	return seen
+}
+
+// TestSpoolWhileBrokersDown: events produced while the broker is stopped go
+// to the spool; when it is back every event is delivered (at least once:
+// duplicates are counted and allowed, consumers dedupe by event id).
+func TestSpoolWhileBrokersDown(t *testing.T) {
+	k := newFakeKafka(t)
+	p, _ := newSpooledProducer(t, k.addr(), t.TempDir())
+	g := event.NewIDGen()
+	ids := map[event.ID]bool{}
+	produce := func(i int) {
+		e := meteringEvent(g, i)
+		ids[e.ID] = true
+		if !p.HasRoom() {
+			t.Fatalf("no room at event %d", i)
+		}
+		p.Metering(e)
+	}
+	for i := range 50 {
+		produce(i)
+	}
+	k.stop()
+	deadline := time.Now().Add(15 * time.Second)
+	i := 50
+	for (!p.BrokersDown() || i < 250) && time.Now().Before(deadline) {
+		produce(i)
+		i++
+		time.Sleep(2 * time.Millisecond)
+	}
+	if !p.BrokersDown() {
+		t.Fatal("brokers never reported down")
+	}
+	appended, _ := p.Spooled()
+	if appended == 0 {
+		t.Fatal("nothing was spooled while the broker was down")
+	}
+	k.start()
+	deadline = time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if a, d := p.Spooled(); d >= a && !p.BrokersDown() {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	seen := consumeAll(t, k.addr(), len(ids))
+	dups := 0
+	for id := range ids {
+		if seen[id] == 0 {
+			t.Errorf("event %s was never delivered", id)
+		}
+		dups += max(seen[id]-1, 0)
+	}
+	a, d := p.Spooled()
+	t.Logf("%d events, %d spooled, %d drained, %d duplicates", len(ids), a, d, dups)
+	if p.Failed.Load() != 0 {
+		t.Fatalf("%d records failed", p.Failed.Load())
+	}
+}
+
+// TestSpoolSurvivesRestart: a producer closed while the broker is down
+// leaves its events in the spool; the next one drains them.
+func TestSpoolSurvivesRestart(t *testing.T) {
+	k := newFakeKafka(t)
+	dir := t.TempDir()
+	k.stop()
+	p, sp := newSpooledProducer(t, k.addr(), dir)
+	g := event.NewIDGen()
+	ids := map[event.ID]bool{}
+	for i := range 40 {
+		e := meteringEvent(g, i)
+		ids[e.ID] = true
+		p.Metering(e)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	p.Close(ctx) //nolint:errcheck // the broker is down: what is left is spooled
+	sp.Close()
+	if n, _ := countRecords(t, dir); n != len(ids) {
+		t.Fatalf("spool holds %d records after close, want %d", n, len(ids))
+	}
+	k.start()
+	p2, _ := newSpooledProducer(t, k.addr(), dir)
+	defer p2.Close(context.Background()) //nolint:errcheck
+	seen := consumeAll(t, k.addr(), len(ids))
+	for id := range ids {
+		if seen[id] == 0 {
+			t.Errorf("event %s lost across the restart", id)
+		}
+	}
+}
+
+func countRecords(t *testing.T, dir string) (int, error) {
+	sp, err := spool.Open(spool.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	r, _, _ := sp.Stats()
+	return int(r), nil
+}
+
+// TestStrictIntentRecovery: an intent without completion is produced at the
+// next start as an incomplete event charged at its estimate, with the
+// request's id; a completed one is not.
+func TestStrictIntentRecovery(t *testing.T) {
+	k := newFakeKafka(t)
+	dir := t.TempDir()
+	p, sp := newSpooledProducer(t, k.addr(), dir)
+	g := event.NewIDGen()
+	done := meteringEvent(g, 1)
+	done.CostMicros = 700
+	in, err := p.Intent(done)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done.Kind, done.CostMicros = event.KindUsage, 650
+	p.Metering(done)
+	p.Complete(in)
+	lost := meteringEvent(g, 2)
+	lost.CostMicros = 900
+	if _, err := p.Intent(lost); err != nil {
+		t.Fatal(err)
+	}
+	// The process dies here: no completion, no usage event.
+	p.Close(context.Background()) //nolint:errcheck
+	sp.Close()
+	p2, _ := newSpooledProducer(t, k.addr(), dir)
+	defer p2.Close(context.Background()) //nolint:errcheck
+	c, err := kgo.NewClient(kgo.SeedBrokers(k.addr()), kgo.ConsumeTopics("m"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got := map[event.ID]event.Metering{}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for len(got) < 2 && ctx.Err() == nil {
+		c.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			var e event.Metering
+			if err := event.DecodeMetering(r.Value, &e); err == nil {
+				got[e.ID] = e
+			}
+		})
+	}
+	if e := got[done.ID]; e.Kind != event.KindUsage || e.CostMicros != 650 {
+		t.Fatalf("completed request: %+v", e)
+	}
+	if e := got[lost.ID]; e.Kind != event.KindIncomplete || e.CostMicros != 900 {
+		t.Fatalf("orphan intent: kind %v cost %d", e.Kind, e.CostMicros)
+	}
+	// Nothing else: the completed intent was not charged again.
+	pctx, pcancel := context.WithTimeout(context.Background(), time.Second)
+	defer pcancel()
+	extra := 0
+	c.PollFetches(pctx).EachRecord(func(*kgo.Record) { extra++ })
+	if extra != 0 || len(got) != 2 {
+		t.Fatalf("%d events, %d extra records", len(got), extra)
+	}
+}
+
+func TestIntentWithoutSpoolFails(t *testing.T) {
+	p, err := NewProducer(spoolConfig(t, "127.0.0.1:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background()) //nolint:errcheck
+	if _, err := p.Intent(meteringEvent(event.NewIDGen(), 1)); err != ErrNoSpool {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -1,0 +1,51 @@
+package meter
+
+import (
+	"errors"
+
+	"github.com/caracal-gw/caracal/internal/event"
+)
+
+// ErrNoSpool: strict mode needs a spool for its intents.
+var ErrNoSpool = errors.New("strict mode needs a spool: none is configured")
+
+// Intent is a strict-mode request's durable intent, to be completed.
+type Intent struct {
+	seq uint64
+	id  event.ID
+	ok  bool
+}
+
+// Intent records e durably (fsync) before the request is forwarded: an
+// incomplete event (Kind is set to KindIncomplete) charged at its estimate
+// (e.CostMicros). If the process dies before Complete, the next start
+// produces it with the request's event id. The gateway fails the request
+// closed on an error.
+func (p *Producer) Intent(e *event.Metering) (Intent, error) {
+	if p.sp == nil {
+		return Intent{}, ErrNoSpool
+	}
+	e.Kind = event.KindIncomplete
+	r := p.acquireRecord()
+	r.Key = e.Agent.AppendText(r.Key)
+	r.Value = e.AppendJSON(r.Value)
+	seq, ok := p.spoolRecord(tagIntent, r.Key, r.Value, true)
+	p.releaseRecord(r)
+	if !ok {
+		return Intent{}, errors.New("cannot record a strict-mode intent in the spool")
+	}
+	intentsTotal.Inc()
+	return Intent{seq: seq, id: e.ID, ok: true}, nil
+}
+
+// Complete marks the intent done; call it after the request's metering event
+// was handed to Metering. A completion lost in a crash makes the next start
+// produce the incomplete event too, with the same event id: the ledger keeps
+// one entry per id.
+func (p *Producer) Complete(in Intent) {
+	if !in.ok || p.sp == nil {
+		return
+	}
+	p.spoolRecord(tagCompletion, nil, in.id[:], false)
+	p.sp.sp.Unpin(in.seq)
+}
