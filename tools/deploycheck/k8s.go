@@ -41,6 +41,18 @@ func (c *checker) checkK8sBase() error {
 	return nil
 }
 
+// printChart writes the rendered chart to stdout.
+func printChart(dir, values string) error {
+	docs, err := renderChart(dir, values)
+	if err != nil {
+		return err
+	}
+	for _, d := range docs {
+		fmt.Printf("---\n# Source: %s\n%s\n", d.source, strings.TrimSpace(string(d.raw)))
+	}
+	return nil
+}
+
 // sameObjects fails unless the two renders hold the same objects with the same
 // content, ignoring namespaces and config checksums.
 func sameObjects(chart, kustomized []doc) error {

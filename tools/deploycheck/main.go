@@ -17,7 +17,15 @@ func main() {
 	metricsFile := flag.String("metrics", "", "file of exported metric names, one a line (default tools/deploycheck/testdata/exported-metrics.txt)")
 	configKeys := flag.String("config-keys", "", "output of `caracal config keys`; when set, every rendered config key must be in it")
 	writeBase := flag.Bool("write-k8s-base", false, "regenerate deploy/k8s/base/caracal.yaml from the chart, then check")
+	template := flag.String("template", "", "print the chart rendered with this values file over values.yaml (like helm template) and exit")
 	flag.Parse()
+	if *template != "" {
+		if err := printChart(filepath.Join(*repo, chartDir), *template); err != nil {
+			fmt.Fprintln(os.Stderr, "deploycheck:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(options{repo: *repo, metricsFile: *metricsFile, configKeysFile: *configKeys, writeBase: *writeBase}); err != nil {
 		fmt.Fprintln(os.Stderr, "deploycheck:", err)
 		os.Exit(1)

@@ -38,11 +38,9 @@ app.kubernetes.io/component: {{ .component }}
     secretKeyRef: {name: {{ .Values.secrets.name }}, key: KAFKA_SASL_PASSWORD, optional: true}
 {{- end -}}
 
+{{/* Optional mounts first, config last: kustomize patches prepend, so the
+production overlay renders in the same order as the chart. */}}
 {{- define "caracal.volumeMounts" -}}
-- name: config
-  mountPath: /etc/caracal/config.yaml
-  subPath: config.yaml
-  readOnly: true
 {{- if .Values.tls.caBundle.secretName }}
 - name: ca-bundle
   mountPath: /etc/caracal/ca
@@ -53,12 +51,13 @@ app.kubernetes.io/component: {{ .component }}
   mountPath: /var/run/secrets/caracal
   readOnly: true
 {{- end }}
+- name: config
+  mountPath: /etc/caracal/config.yaml
+  subPath: config.yaml
+  readOnly: true
 {{- end -}}
 
 {{- define "caracal.volumes" -}}
-- name: config
-  configMap:
-    name: {{ include "caracal.name" . }}-config
 {{- if .Values.tls.caBundle.secretName }}
 - name: ca-bundle
   secret:
@@ -72,6 +71,9 @@ app.kubernetes.io/component: {{ .component }}
     volumeAttributes:
       secretProviderClass: {{ .Values.secrets.vault.name }}
 {{- end }}
+- name: config
+  configMap:
+    name: {{ include "caracal.name" . }}-config
 {{- end -}}
 
 {{/* Hook annotations for what the pre-install migration Job needs before the release's
