@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -19,7 +20,7 @@ func checkDockerfile(path string) error {
 	return checkDockerfileReader(path, f)
 }
 
-func checkDockerfileReader(path string, f interface{ Read([]byte) (int, error) }) error {
+func checkDockerfileReader(path string, f io.Reader) error {
 	res, err := parser.Parse(f)
 	if err != nil {
 		return fmt.Errorf("%s: cannot parse: %w", path, err)
