@@ -31,21 +31,34 @@ type Done func(status int, bytes int64, err error)
 // tap (may be nil) sees every body chunk before it is written; the slice is valid only
 // during the call. done (may be nil) is called exactly once: synchronously when the
 // exchange fails before the response head (after WriteError has answered), else when
-// fasthttp has finished writing the streamed body — then on the connection's
-// goroutine after Forward returned, so done must not touch ctx.
+// fasthttp has finished writing the body — then on the connection's goroutine after
+// Forward returned, so done must not touch ctx.
+//
+// A response with a small known Content-Length is read whole and its upstream
+// connection pooled before the client is answered (no allocation); other bodies are
+// streamed, chunked to the client with a flush after every read from the upstream, so
+// text/event-stream reaches the client event by event.
 func Forward(ctx *fasthttp.RequestCtx, up *Upstream, tap func(chunk []byte), done Done) {
 	t := up.pick()
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
+	s := acquireStream()
 	up.prepare(ctx, req, t)
+	req.SetUserValue(exchangeKey{}, &s.exchange)
 	err := t.hc.Do(req, resp)
 	fasthttp.ReleaseRequest(req)
 	if err != nil {
+		s.free()
 		up.fail(ctx, resp, classify(err), done)
 		return
 	}
 	cl := resp.Header.ContentLength()
 	if max := up.opts.MaxResponseBodySize; max > 0 && int64(cl) > max {
+		if s.stream {
+			_ = resp.CloseBodyStream()
+			s.release(true)
+		}
+		s.free()
 		up.fail(ctx, resp, ErrResponseTooLarge, done)
 		return
 	}
@@ -53,13 +66,20 @@ func Forward(ctx *fasthttp.RequestCtx, up *Upstream, tap func(chunk []byte), don
 	resp.Header.CopyTo(&ctx.Response.Header)
 	CleanResponse(&ctx.Response.Header)
 	ctx.Response.SetStatusCode(status)
-	s := acquireStream()
 	s.resp, s.tap, s.done, s.status, s.max = resp, tap, done, status, up.opts.MaxResponseBodySize
-	s.body = resp.BodyStream()
-	if cl < 0 {
-		cl = -1 // chunked or until close: fasthttp writes and flushes each read at once
+	size := cl
+	if s.stream {
+		s.body = resp.BodyStream()
+		if size < 0 {
+			size = -1 // chunked or until close: fasthttp writes and flushes each read at once
+		}
+	} else {
+		s.buf = resp.Body()
+		if !ctx.IsHead() || size < 0 {
+			size = len(s.buf)
+		}
 	}
-	ctx.Response.SetBodyStream(s, cl)
+	ctx.Response.SetBodyStream(s, size)
 }
 
 func (up *Upstream) fail(ctx *fasthttp.RequestCtx, resp *fasthttp.Response, err error, done Done) {
@@ -100,15 +120,19 @@ func (e errUpstream) Unwrap() []error      { return []error{ErrUpstream, e.cause
 func (e errUpstream) Is(target error) bool { return target == ErrUpstream }
 
 // stream is the body reader handed to fasthttp: it enforces the size limit, feeds the
-// tap and reports the outcome once fasthttp closes it.
+// tap and reports the outcome once fasthttp closes it. It reads either a buffered body
+// (buf) or the upstream connection (body, with exchange.release to free it).
 type stream struct {
+	exchange
 	resp   *fasthttp.Response
 	body   io.Reader
+	buf    []byte
 	tap    func([]byte)
 	done   Done
 	status int
 	max    int64
 	n      int64
+	eof    bool
 	err    error
 }
 
@@ -121,11 +145,20 @@ func acquireStream() *stream {
 	return &stream{}
 }
 
+func (s *stream) free() {
+	*s = stream{}
+	streamPool.Put(s)
+}
+
 func (s *stream) Read(p []byte) (int, error) {
 	if s.err != nil {
 		return 0, s.err
 	}
+	if !s.stream {
+		return s.readBuffered(p)
+	}
 	if s.body == nil {
+		s.eof = true
 		return 0, io.EOF
 	}
 	n, err := s.body.Read(p)
@@ -141,11 +174,26 @@ func (s *stream) Read(p []byte) (int, error) {
 			s.tap(p[:n])
 		}
 	}
-	if err != nil && err != io.EOF {
+	if err == io.EOF {
+		s.eof = true
+	} else if err != nil {
 		s.err = classify(err)
 		return n, s.err
 	}
 	return n, err
+}
+
+func (s *stream) readBuffered(p []byte) (int, error) {
+	if int(s.n) == len(s.buf) {
+		s.eof = true
+		return 0, io.EOF
+	}
+	n := copy(p, s.buf[s.n:])
+	if s.tap != nil {
+		s.tap(p[:n])
+	}
+	s.n += int64(n)
+	return n, nil
 }
 
 // CloseWithError is called by fasthttp once the body has been written (wErr nil) or
@@ -155,11 +203,13 @@ func (s *stream) CloseWithError(wErr error) error {
 	if err == nil && wErr != nil {
 		err = errClientGone{wErr}
 	}
-	_ = s.resp.CloseBodyStream()
+	if s.stream {
+		_ = s.resp.CloseBodyStream()
+		s.release(err != nil || !s.eof)
+	}
 	fasthttp.ReleaseResponse(s.resp)
 	done, status, n := s.done, s.status, s.n
-	*s = stream{}
-	streamPool.Put(s)
+	s.free()
 	if done != nil {
 		done(status, n, err)
 	}

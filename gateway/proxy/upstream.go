@@ -31,6 +31,10 @@ type Options struct {
 	MaxIdleConnDuration time.Duration
 	// MaxResponseBodySize bounds the bytes streamed back; 0 means unlimited.
 	MaxResponseBodySize int64
+	// BufferBodySize: a response with a Content-Length up to this is read whole and its
+	// connection pooled at once (no allocation); larger, chunked and SSE bodies are
+	// streamed. Default 64 KiB; never above MaxResponseBodySize.
+	BufferBodySize int
 	// StripPrefix is removed from the request path before the upstream URL's own path
 	// is prepended (route "/openai" + upstream "https://api.openai.com/v1":
 	// "/openai/chat/completions?x=1" → "/v1/chat/completions?x=1").
@@ -102,6 +106,12 @@ func (o *Options) setDefaults() {
 	if o.MaxIdleConnDuration <= 0 {
 		o.MaxIdleConnDuration = 10 * time.Second
 	}
+	if o.BufferBodySize <= 0 {
+		o.BufferBodySize = 64 << 10
+	}
+	if o.MaxResponseBodySize > 0 && int64(o.BufferBodySize) > o.MaxResponseBodySize {
+		o.BufferBodySize = int(o.MaxResponseBodySize)
+	}
 	if o.WriteError == nil {
 		o.WriteError = writePlainError
 	}
@@ -124,7 +134,7 @@ func newTarget(raw string, o *Options) (target, error) {
 		MaxConns:                 o.MaxConns,
 		WriteTimeout:             o.WriteTimeout,
 		MaxIdleConnDuration:      o.MaxIdleConnDuration,
-		StreamResponseBody:       true,
+		Transport:                &transport{bufferLimit: o.BufferBodySize},
 		NoDefaultUserAgentHeader: true,
 		DisablePathNormalizing:   true,
 		Dial:                     idleDialer(o.Dial, o.DialTimeout, o.ReadTimeout),
