@@ -57,6 +57,7 @@ type reqState struct {
 	ev            event.Metering
 	audit         event.Audit
 	clamped       []byte
+	intent        meter.Intent // strict mode (strict.go)
 
 	tap  func([]byte)
 	done proxy.Done
@@ -107,6 +108,11 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if !s.admit(ctx) {
+		g.inflight.Add(-1)
+		return
+	}
+	// Strict mode: a durable intent before forwarding (strict.go).
+	if s.route.Strict && !s.writeIntent(ctx) {
 		g.inflight.Add(-1)
 		return
 	}
@@ -573,6 +579,7 @@ func (s *reqState) onDone(status int, _ int64, err error) {
 	e.LatencyUs = time.Since(s.start).Microseconds()
 	e.Pricing = pricing
 	g.producer.Metering(e)
+	s.completeIntent() // strict mode (strict.go)
 	meteredMicros.Add(int(cost))
 	g.observe(status, s.start)
 	g.inflight.Add(-1)

@@ -44,6 +44,9 @@ func Start(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool) (*Runnin
 type StartOptions struct {
 	// TargetDial resolves and dials client-chosen targets.
 	TargetDial ssrf.Options
+	// SpoolDir is the disk spool's directory (spool.go: default
+	// $CARACAL_SPOOL_DIR, else $TMPDIR/caracal-spool-<host>-<port>).
+	SpoolDir string
 }
 
 // StartWith is Start with hooks.
@@ -105,6 +108,17 @@ func StartWith(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool, so S
 	}
 	prod, err := meter.NewProducer(cfg)
 	if err != nil {
+		return fail(err)
+	}
+	// The disk spool (issue 6, spool.go); stopped after the producer.
+	sp, err := openSpool(cfg, so.SpoolDir)
+	if err != nil {
+		prod.Close(ctx) //nolint:errcheck
+		return fail(err)
+	}
+	rg.stop = append(rg.stop, func(context.Context) error { return sp.Close() })
+	if err := prod.UseSpool(sp, meter.SpoolOptions{}); err != nil {
+		prod.Close(ctx) //nolint:errcheck
 		return fail(err)
 	}
 	gw, err := New(cfg, Deps{

@@ -111,7 +111,8 @@ type Spool struct {
 	bytes   int64 // on disk + pending
 	records int64
 
-	wg sync.WaitGroup
+	wg   sync.WaitGroup
+	lock *os.File
 }
 
 // Open reads back the segments in opt.Dir (counting torn or corrupt tails)
@@ -125,7 +126,13 @@ func Open(opt Options) (*Spool, error) {
 	}
 	s := &Spool{opt: opt, pending: &batch{buf: make([]byte, 0, 64<<10)}, spare: &batch{buf: make([]byte, 0, 64<<10)}}
 	s.work.L, s.done.L = &s.mu, &s.mu
+	lock, err := lockDir(opt.Dir)
+	if err != nil {
+		return nil, err
+	}
+	s.lock = lock
 	if err := s.load(); err != nil {
+		lock.Close()
 		return nil, err
 	}
 	register(s)
@@ -524,5 +531,6 @@ func (s *Spool) Close() error {
 	}
 	s.mu.Unlock()
 	unregister(s)
+	s.lock.Close()
 	return err
 }

@@ -109,7 +109,7 @@ func TestDrainOrderAndRemove(t *testing.T) {
 		t.Fatalf("after drain: %d records, %d bytes", r, b)
 	}
 	ents, _ := os.ReadDir(dir)
-	if len(ents) != 0 {
+	if len(ents) != 1 || ents[0].Name() != "LOCK" {
 		t.Fatalf("%d files left", len(ents))
 	}
 }
@@ -248,5 +248,13 @@ func TestAppendAllocs(t *testing.T) {
 	})
 	if n != 0 {
 		t.Fatalf("Append allocates %v times", n)
+	}
+}
+
+func TestDirLocked(t *testing.T) {
+	dir := t.TempDir()
+	open(t, dir, Options{})
+	if _, err := Open(Options{Dir: dir}); err == nil {
+		t.Fatal("a second spool opened the same directory")
 	}
 }

@@ -1,0 +1,50 @@
+package gateway
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+
+	"github.com/caracal-gw/caracal/gateway/spool"
+	"github.com/caracal-gw/caracal/internal/config"
+)
+
+// Spool settings read from the environment until config keys exist
+// (gateway.spool.dir, gateway.spool.maxBytes).
+const (
+	envSpoolDir      = "CARACAL_SPOOL_DIR"
+	envSpoolMaxBytes = "CARACAL_SPOOL_MAX_BYTES"
+)
+
+// openSpool opens the gateway's disk spool. Without a directory from the
+// options or the environment it is $TMPDIR/caracal-spool-<host>-<port>, read
+// back at the next start; a gateway listening on port 0 (tests) gets a fresh
+// temporary directory.
+func openSpool(cfg *config.Config, dir string) (*spool.Spool, error) {
+	if dir == "" {
+		dir = os.Getenv(envSpoolDir)
+	}
+	if dir == "" {
+		_, port, _ := net.SplitHostPort(cfg.Gateway.Listen)
+		if port == "" || port == "0" {
+			d, err := os.MkdirTemp("", "caracal-spool-")
+			if err != nil {
+				return nil, fmt.Errorf("cannot create a spool directory: %w", err)
+			}
+			dir = d
+		} else {
+			host, _ := os.Hostname()
+			dir = spool.DefaultDir(host + "-" + port)
+		}
+	}
+	var maxBytes int64
+	if v := os.Getenv(envSpoolMaxBytes); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("cannot use %s=%q: want a positive number of bytes", envSpoolMaxBytes, v)
+		}
+		maxBytes = n
+	}
+	return spool.Open(spool.Options{Dir: dir, MaxBytes: maxBytes})
+}
