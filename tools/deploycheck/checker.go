@@ -59,6 +59,7 @@ func (c *checker) fail(err error) {
 
 func (c *checker) all() error {
 	c.fail(checkDockerfile(c.o.path("Dockerfile")))
+	c.fail(checkDockerignore(c.o.repo))
 	renders := map[string][]doc{}
 	for _, v := range []struct{ name, values string }{
 		{"chart (values.yaml)", ""},

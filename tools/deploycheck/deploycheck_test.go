@@ -95,3 +95,28 @@ func TestConfigKeys(t *testing.T) {
 		t.Fatalf("got %v; want the misspelt key reported", err)
 	}
 }
+
+func TestDockerignoreKeepsSources(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"go.mod":                   "module example.com/x\n\ngo 1.26\n",
+		"cmd/caracal/main.go":      "package main\n\nimport _ \"example.com/x/internal/a\"\n\nfunc main() {}\n",
+		"cmd/caracal-mock/main.go": "package main\n\nfunc main() {}\n",
+		"internal/a/a.go":          "package a\n",
+		"go.sum":                   "",
+		"Dockerfile":               "",
+		".dockerignore":            "internal\n",
+	} {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := checkDockerignore(dir)
+	if err == nil || !strings.Contains(err.Error(), "internal/a/a.go") {
+		t.Fatalf("got %v; want internal/a/a.go reported as excluded", err)
+	}
+}
