@@ -20,6 +20,7 @@ func main() {
 	up := &fasthttp.HostClient{Addr: *upstream, MaxConns: 4096, MaxIdleConnDuration: time.Minute}
 	s := &fasthttp.Server{NoDefaultDate: true, NoDefaultServerHeader: true, Handler: func(ctx *fasthttp.RequestCtx) {
 		req := &ctx.Request
+		req.URI().SetScheme("http") // TLS ends here
 		req.SetHost(*upstream)
 		if err := up.Do(req, &ctx.Response); err != nil {
 			ctx.Error(err.Error(), fasthttp.StatusBadGateway)

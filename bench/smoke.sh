@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# make bench-smoke: every benchmark once at a small fixed count (no timing
+# thresholds), then
+#   - fails when a hot-path benchmark reports allocs/op above 0 (the list below),
+#   - fails when a benchmark or a harness breaks: the load generator runs 2 s
+#     at 200 req/s against a local mock upstream and must see 0 errors, and
+#     the k6 scripts must parse (node --check).
+# Integration benchmarks (the full gateway path, produce, Redis leases) run
+# when the services are up (scripts/services.sh env), as under make test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GO=${GO:-go}
+out=$(mktemp /tmp/bench-smoke.XXXXXX)
+pids=()
+trap 'for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done; rm -f "$out"' EXIT
+
+# Hot path: must not allocate per request (anchored benchmark names).
+HOT='^Benchmark(GatewayFullPath|APIKeyVerify|ParseCredential|InspectRequest|ParseUsageJSON|Scanner|ClampMaxTokens|PricebookLookup|TakeSettle|EventAppendJSON|ProduceEnqueue|CleanRequest|Forward|CheckLocalReject)(-[0-9]+)?$'
+
+pkgs=$(find . -name '*_timing_test.go' -not -path './.git/*' -exec dirname {} \; | sort -u)
+echo "bench-smoke: $(echo $pkgs | wc -w) packages"
+# Warm-up inside the benchmarks keeps setup allocations out of allocs/op;
+# 300 iterations amortise the rest below one per op.
+if ! $GO test -run '^$' -bench . -benchmem -benchtime 300x -timeout 10m $pkgs >"$out" 2>&1; then
+	cat "$out"
+	echo "bench-smoke: FAIL (a benchmark failed)"
+	exit 1
+fi
+fail=0
+seen=0
+while read -r name _ rest; do
+	[[ $name =~ $HOT ]] || continue
+	seen=$((seen + 1))
+	allocs=$(echo "$rest" | grep -o '[0-9.]* allocs/op' | cut -d' ' -f1)
+	if [ -z "$allocs" ] || [ "${allocs%.*}" != 0 ]; then
+		echo "bench-smoke: $name allocates ${allocs:-?} times per op (hot path must be 0)"
+		fail=1
+	fi
+done < <(grep '^Benchmark' "$out")
+grep '^Benchmark' "$out"
+if grep -q -- '--- SKIP' "$out"; then echo "bench-smoke: some benchmarks were skipped (services not set up):"; grep -A1 -- '--- SKIP' "$out" | grep -v '^--$' || true; fi
+if [ "${CARACAL_INTEGRATION:-}" = 1 ] && [ "$seen" -lt 14 ]; then
+	echo "bench-smoke: only $seen of the 14 hot-path benchmarks ran"
+	fail=1
+fi
+
+# The load generator against a local mock upstream.
+$GO build -o bin/caracal-loadgen ./cmd/caracal-loadgen
+$GO build -o bin/caracal-mock ./cmd/caracal-mock
+port=$((20000 + RANDOM % 20000))
+bin/caracal-mock -addr 127.0.0.1:$port >/dev/null 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+if ! bin/caracal-loadgen -url http://127.0.0.1:$port/v1/chat/completions -rate 200 -duration 2s -connections 4 -json >"$out"; then
+	echo "bench-smoke: the load generator failed"
+	fail=1
+elif ! python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); sys.exit(0 if s["ok"] == s["attempted"] == 400 and not s["errors"] else 1)' "$out"; then
+	cat "$out"
+	echo "bench-smoke: the load generator saw errors or missed requests against the mock"
+	fail=1
+fi
+
+# k6 scripts: syntax only (k6 is not installed here).
+for f in loadtest/k6/*.js; do
+	node --check "$f" || { echo "bench-smoke: $f does not parse"; fail=1; }
+done
+
+[ "$fail" = 0 ] && echo "bench-smoke: PASS" || { echo "bench-smoke: FAIL"; exit 1; }

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# CPU per request of the gateway and its peers, per ../../../shared/MEASURE.md:
+# each proxy alone on core 1 (taskset -c 1, GOMAXPROCS=1 for Go), the
+# open-loop load generator and the fixed fasthttp upstream on core 0; the busy
+# time of core 1 from /proc/stat (and of the proxy process from
+# /proc/PID/stat, a cross-check immune to other work landing on core 1)
+# before and after a fixed-length run at the same rate and concurrency.
+#
+#   scripts/peers/run.sh            # all peers, plain and TLS, 10 s each
+#   PEERS_DURATION=5s PEERS_RATE=8000 PEERS_ONLY="haproxy minproxy" scripts/peers/run.sh
+#
+# Needs PostgreSQL, Redis and Kafka (scripts/services.sh up) for the gateway's full path.
+source "$(dirname "$0")/common.sh"
+DUR=${PEERS_DURATION:-10s}
+RATE=${PEERS_RATE:-10000}
+CONNS=${PEERS_CONNECTIONS:-32}
+ONLY=${PEERS_ONLY:-"haproxy nginx minproxy fwdproxy gateway"}
+OUT=${PEERS_OUT:-$ROOT/bench-peers.txt}
+RESULTS=$WORK/results.tsv
+: >"$RESULTS"
+
+install_peers
+build
+certs
+body
+gateway_env
+
+start 0 upstream "$BIN/bench-upstream" -listen 127.0.0.1:18000
+wait_port 127.0.0.1:18000
+
+# measure NAME MODE URL [loadgen flags]: one warm-up and one measured run
+# against the proxy started last.
+measure() {
+	local name=$1 mode=$2 url=$3
+	shift 3
+	load "$url" 2000 2s "$CONNS" "$@" >/dev/null
+	local c0 p0 c1 p1
+	c0=$(core_ticks 1)
+	p0=$(proc_ticks "$LAST_PID")
+	load "$url" "$RATE" "$DUR" "$CONNS" "$@" >"$WORK/$name-$mode.json"
+	c1=$(core_ticks 1)
+	p1=$(proc_ticks "$LAST_PID")
+	python3 - "$WORK/$name-$mode.json" "$name" "$mode" $((c1 - c0)) $((p1 - p0)) "$HZ" >>"$RESULTS" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+name, mode, core, proc, hz = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+n = max(s["ok"], 1)
+print("\t".join(map(str, [name, mode, s["ok"], s["attempted"] - s["ok"], round(core / hz * 1e6 / n, 1),
+      round(proc / hz * 1e6 / n, 1), round(s["achieved_rate"]), s["latency"]["p50_us"], s["latency"]["p99_us"]])))
+PY
+	log "$(tail -1 "$RESULTS")"
+}
+
+run_peer() {
+	local name=$1 mode=$2 port url flags=()
+	port=$([ "$mode" = tls ] && echo 1 || echo 0)
+	case $name in
+	minproxy)
+		local tlsf=()
+		[ "$mode" = tls ] && tlsf=(-cert "$WORK/cert.pem" -key "$WORK/key.pem")
+		start 1 "$name-$mode" "$BIN/minproxy" -listen 127.0.0.1:180${port}1 -upstream 127.0.0.1:18000 "${tlsf[@]}"
+		url=127.0.0.1:180${port}1/v1/chat/completions ;;
+	fwdproxy)
+		local tlsf=()
+		[ "$mode" = tls ] && tlsf=(-cert "$WORK/cert.pem" -key "$WORK/key.pem")
+		start 1 "$name-$mode" "$BIN/fwdproxy" -listen 127.0.0.1:180${port}2 -upstream http://127.0.0.1:18000 "${tlsf[@]}"
+		url=127.0.0.1:180${port}2/v1/chat/completions ;;
+	haproxy)
+		sed "s#@WORK@#$WORK#g" "$(dirname "$0")/haproxy.cfg" >"$WORK/haproxy.cfg"
+		start 1 "$name-$mode" haproxy -db -f "$WORK/haproxy.cfg"
+		url=127.0.0.1:180${port}3/v1/chat/completions ;;
+	nginx)
+		sed "s#@WORK@#$WORK#g" "$(dirname "$0")/nginx.conf" >"$WORK/nginx.conf"
+		start 1 "$name-$mode" nginx -p "$WORK" -c "$WORK/nginx.conf"
+		url=127.0.0.1:180${port}4/v1/chat/completions ;;
+	gateway)
+		if [ -z "${GW_KEY:-}" ]; then GW_KEY=$(setup_gateway 2>/dev/null); fi
+		if [ "$mode" = tls ]; then
+			CARACAL_GATEWAY_LISTEN=127.0.0.1:18015 CARACAL_GATEWAY_PLAINTEXT=false CARACAL_GATEWAY_CERT_FILE=$WORK/cert.pem \
+				CARACAL_GATEWAY_KEY_FILE=$WORK/key.pem start 1 "$name-$mode" "$BIN/caracal" gateway
+		else
+			CARACAL_GATEWAY_PLAINTEXT=true start 1 "$name-$mode" "$BIN/caracal" gateway
+		fi
+		url=127.0.0.1:180${port}5/benchai/chat/completions
+		flags=(-key "$GW_KEY") ;;
+	esac
+	wait_port "${url%%/*}"
+	if [ "$mode" = tls ]; then url=https://$url; flags+=(-insecure); else url=http://$url; fi
+	measure "$name" "$mode" "$url" "${flags[@]}"
+	stop_last
+}
+
+for mode in plain tls; do
+	for p in $ONLY; do run_peer "$p" "$mode"; done
+done
+
+{
+	echo "# scripts/peers/run.sh  $(date -u +%Y-%m-%dT%H:%MZ)  rate=$RATE/s duration=$DUR connections=$CONNS"
+	echo "# $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(go version | cut -d' ' -f3), $(haproxy -v | head -1 | cut -d' ' -f1-3), $(nginx -v 2>&1 | cut -d' ' -f3)"
+	python3 - "$RESULTS" <<'PY'
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+by = {(r[0], r[1]): r for r in rows}
+print(f"{'peer':<10} {'mode':<5} {'ok':>7} {'err':>5} {'core1 µs/req':>12} {'proc µs/req':>11} {'×haproxy':>8} {'×minproxy':>9} {'req/s':>7} {'p50 µs':>8} {'p99 µs':>8}")
+for r in rows:
+    name, mode = r[0], r[1]
+    def ratio(peer):
+        b = by.get((peer, mode))
+        return f"{float(r[5]) / float(b[5]):.2f}" if b and float(b[5]) > 0 else "-"
+    print(f"{name:<10} {mode:<5} {r[2]:>7} {r[3]:>5} {r[4]:>12} {r[5]:>11} {ratio('haproxy'):>8} {ratio('minproxy'):>9} {r[6]:>7} {float(r[7]):>8.0f} {float(r[8]):>8.0f}")
+PY
+} | tee "$OUT"
