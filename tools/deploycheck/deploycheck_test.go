@@ -120,3 +120,27 @@ func TestDockerignoreKeepsSources(t *testing.T) {
 		t.Fatalf("got %v; want internal/a/a.go reported as excluded", err)
 	}
 }
+
+// TestChartVariants renders the secret backends the repository's values files do
+// not use and decodes every object strictly.
+func TestChartVariants(t *testing.T) {
+	f := func(values, wantID string) {
+		t.Helper()
+		docs, err := renderChart("../../"+chartDir, values)
+		if err != nil {
+			t.Fatalf("%s: %s", values, err)
+		}
+		found := false
+		for _, d := range docs {
+			if _, err := decodeStrict(d); err != nil {
+				t.Fatalf("%s: %s", values, err)
+			}
+			found = found || d.id() == wantID
+		}
+		if !found {
+			t.Fatalf("%s: %s not rendered", values, wantID)
+		}
+	}
+	f("testdata/values-vault.yaml", "SecretProviderClass/caracal-vault-secrets")
+	f("", "Secret/caracal-secrets")
+}
