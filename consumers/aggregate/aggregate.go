@@ -40,6 +40,11 @@ type Aggregator struct {
 	ev     event.Metering
 	spends map[partKey][]budget.Spend
 	order  []partKey
+
+	// EnsureReady, when set, runs before every batch: the budget totals must
+	// be complete (recovery.AutoReconciler rebuilds them from the ledger when
+	// Redis lost them). An error holds the batch; the runner retries it.
+	EnsureReady func(ctx context.Context, b *runner.Batch) error
 }
 
 // New returns an Aggregator that fences its batches under group.
@@ -77,7 +82,12 @@ func (a *Aggregator) Decode(r *kgo.Record) error {
 // HandleBatch implements runner.Handler: one ApplyBatch per partition. A
 // partial failure is retried whole; the fences make the repeat a no-op for
 // the roots that were applied.
-func (a *Aggregator) HandleBatch(ctx context.Context, _ *runner.Batch) error {
+func (a *Aggregator) HandleBatch(ctx context.Context, b *runner.Batch) error {
+	if a.EnsureReady != nil {
+		if err := a.EnsureReady(ctx, b); err != nil {
+			return err
+		}
+	}
 	var sum, last int64
 	for _, k := range a.order {
 		list := a.spends[k]
