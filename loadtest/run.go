@@ -130,11 +130,9 @@ func newRun(cfg Config) (*run, error) {
 func (r *run) schedule(ctx context.Context) {
 	interval := float64(time.Second) / r.cfg.Rate
 	var i int64
+	// MaxRequests <= Rate·Duration, so the last request is due before Duration.
 	for i < r.cfg.MaxRequests && ctx.Err() == nil {
 		el := time.Since(r.start)
-		if el >= r.cfg.Duration {
-			break
-		}
 		due := min(int64(float64(el)/interval)+1, r.cfg.MaxRequests)
 		for ; i < due; i++ {
 			r.dispatch(int64(float64(i) * interval))

@@ -26,8 +26,10 @@ stop() {
 trap stop EXIT
 
 scripts/services.sh up pg redis
-$GO build -o bin/caracal ./cmd/caracal
-$GO build -o bin/caracal-loadgen ./cmd/caracal-loadgen
+if [ -z "${LOAD_NO_BUILD:-}" ]; then # LOAD_NO_BUILD=1: use the binaries in bin/ as they are
+	$GO build -o bin/caracal ./cmd/caracal
+	$GO build -o bin/caracal-loadgen ./cmd/caracal-loadgen
+fi
 bin/caracal dev >"$log" 2>&1 &
 pid=$!
 for i in $(seq 1 300); do
@@ -45,5 +47,9 @@ key=$(bin/caracal key create --agent "$n" -o json 2>/dev/null | python3 -c 'impo
 echo "load: tier $tier against caracal dev (kfake broker in process) as agent $n"
 rc=0
 bin/caracal-loadgen -scenario "$tier" -url http://127.0.0.1:8080/openai/chat/completions -key "$key" -db "$DB" "$@" || rc=$?
-grep -E '^go_gc|^process_resident|^go_memstats_sys' <(curl -fs http://127.0.0.1:9090/metrics) | head -20 || true
+# Memory and GC of the whole dev process (gateway + consumers + kfake + mock).
+gc=$(curl -fs http://127.0.0.1:9090/metrics | awk '$1 == "go_gc_cpu_seconds_total" { print $2 }')
+hz=$(getconf CLK_TCK)
+cpu=$(awk -v hz="$hz" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$pid/stat")
+echo "process     $(grep -E '^VmHWM' "/proc/$pid/status" | tr -s ' ')  $(grep -E '^VmRSS' "/proc/$pid/status" | tr -s ' ')  cpu ${cpu}s  gc cpu ${gc:-?}s ($(awk -v g="${gc:-0}" -v c="$cpu" 'BEGIN { if (c > 0) printf "%.1f", 100 * g / c; else print "?" }')% of the process)"
 exit $rc
