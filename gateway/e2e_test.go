@@ -42,6 +42,17 @@ type stack struct {
 
 const upstreamSecret = "sk-upstream-secret-for-tests"
 
+// testLeaseSize is the budget lease of test gateways: small, so budgets are
+// exercised; the allocation test raises it so no refill runs while it
+// counts.
+var testLeaseSize int64 = 20_000
+
+// testLingerMs is the producer linger of test gateways.
+var testLingerMs = 10
+
+// testBatchSize is the producer batch.size of test gateways.
+var testBatchSize = 32768
+
 func newStack(t *testing.T, childLimitMicros int64) *stack {
 	t.Helper()
 	return newStackLimits(t, 10_000_000, childLimitMicros)
@@ -63,7 +74,9 @@ func newStackWith(t *testing.T, parentLimitMicros, childLimitMicros int64, so St
 	cfg.Kafka.Topics.Decisions = testenv.Name("t.decisions.")
 	cfg.Kafka.Topics.Audit = testenv.Name("t.audit.")
 	cfg.Gateway.Listen, cfg.Gateway.AdminListen, cfg.Gateway.Plaintext = "127.0.0.1:0", "127.0.0.1:0", true
-	cfg.Gateway.LeaseSize = 20_000
+	cfg.Gateway.LeaseSize = testLeaseSize
+	cfg.Kafka.Producer.LingerMs = testLingerMs
+	cfg.Kafka.Producer.BatchSize = testBatchSize
 	cfg.PolicyCacheTTL = config.Duration(time.Hour) // only NOTIFY can drop entries
 	admin, err := kgo.NewClient(kgo.SeedBrokers(cfg.Kafka.Brokers...))
 	if err != nil {

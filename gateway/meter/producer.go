@@ -82,6 +82,11 @@ func NewProducer(c *config.Config, extra ...kgo.Opt) (*Producer, error) {
 		free:        make(chan *kgo.Record, 8192),
 	}
 	p.promiseFn = p.promise
+	// Records in flight wait for the brokers' acknowledgement; a pool filled
+	// up front keeps request goroutines from allocating while a batch lingers.
+	for range cap(p.free) / 4 {
+		p.free <- &kgo.Record{Value: make([]byte, 0, 1024), Key: make([]byte, 0, 36)}
+	}
 	p.wg.Add(1)
 	go p.drainBacklog()
 	return p, nil
