@@ -50,6 +50,9 @@ var testLeaseSize int64 = 20_000
 // testLingerMs is the producer linger of test gateways.
 var testLingerMs = 10
 
+// testConfigure, when set, adjusts a test gateway's configuration.
+var testConfigure func(*config.Config)
+
 // testBatchSize is the producer batch.size of test gateways.
 var testBatchSize = 32768
 
@@ -77,6 +80,9 @@ func newStackWith(t *testing.T, parentLimitMicros, childLimitMicros int64, so St
 	cfg.Gateway.LeaseSize = testLeaseSize
 	cfg.Kafka.Producer.LingerMs = testLingerMs
 	cfg.Kafka.Producer.BatchSize = testBatchSize
+	if testConfigure != nil {
+		testConfigure(cfg)
+	}
 	cfg.PolicyCacheTTL = config.Duration(time.Hour) // only NOTIFY can drop entries
 	admin, err := kgo.NewClient(kgo.SeedBrokers(cfg.Kafka.Brokers...))
 	if err != nil {

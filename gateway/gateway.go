@@ -6,7 +6,6 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -163,26 +162,8 @@ func (g *Gateway) Server() *fasthttp.Server {
 		NoDefaultDate:                 false,
 		CloseOnShutdown:               true,
 		StreamRequestBody:             false,
-		ErrorHandler:                  g.parseError,
 	}
 	return g.server
-}
-
-// parseError answers requests fasthttp could not parse with the JSON shape.
-func (g *Gateway) parseError(ctx *fasthttp.RequestCtx, err error) {
-	c := CodeBadRequest
-	var tooLarge *fasthttp.ErrSmallBuffer
-	switch {
-	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		c = CodeBodyTooLarge
-	case errors.As(err, &tooLarge):
-		writeError(ctx, CodeBadRequest, "request header fields too large", nil, nil)
-		ctx.SetStatusCode(fasthttp.StatusRequestHeaderFieldsTooLarge)
-		ctx.SetConnectionClose()
-		return
-	}
-	writeError(ctx, c, "", nil, nil)
-	ctx.SetConnectionClose()
 }
 
 // Serve serves ln (wrapped in TLS by the caller when configured) until

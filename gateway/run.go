@@ -15,9 +15,11 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/caracal-gw/caracal/gateway/cache"
+	"github.com/caracal-gw/caracal/gateway/guard"
 	"github.com/caracal-gw/caracal/gateway/meter"
 	"github.com/caracal-gw/caracal/gateway/replay"
 	"github.com/caracal-gw/caracal/gateway/ssrf"
+	"github.com/caracal-gw/caracal/gateway/tlsconf"
 	"github.com/caracal-gw/caracal/internal/budget"
 	"github.com/caracal-gw/caracal/internal/config"
 	"github.com/caracal-gw/caracal/internal/control"
@@ -32,7 +34,9 @@ type Running struct {
 	AdminAddr string
 	stop      []func(context.Context) error
 	listener  *cache.Listener
-	errc      chan error
+	// TLS reloads the certificate (Reload on SIGHUP); nil in plaintext.
+	TLS  *tlsconf.Server
+	errc chan error
 }
 
 // Start builds the gateway's collaborators from cfg and serves it.
@@ -163,15 +167,25 @@ func StartWith(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool, so S
 		return fail(fmt.Errorf("cannot listen on gateway.listen %s: %w", cfg.Gateway.Listen, err))
 	}
 	rg.Addr = ln.Addr().String()
-	tc, err := serverTLS(cfg)
-	if err != nil {
-		ln.Close()
-		return fail(err)
-	}
 	srv := gw.Server()
-	if tc != nil {
-		ln = tls.NewListener(ln, tc)
+	lim := guard.Limits{MaxHeadSize: cfg.Gateway.MaxHeaderBytes, MaxBodySize: cfg.Gateway.MaxRequestBody}
+	guard.ServerLimits(lim, srv)
+	if !cfg.Gateway.Plaintext {
+		if cfg.Gateway.CertFile == "" {
+			ln.Close()
+			return fail(errors.New("config key gateway.certFile: TLS needs a certificate and key (or gateway.plaintext: true)"))
+		}
+		ts, err := tlsconf.New(tlsconf.Options{CertFile: cfg.Gateway.CertFile, KeyFile: cfg.Gateway.KeyFile, ClientCAFile: cfg.Gateway.ClientCAFile})
+		if err != nil {
+			ln.Close()
+			return fail(fmt.Errorf("config key gateway.certFile: %w", err))
+		}
+		rg.TLS = ts
+		rg.stop = append(rg.stop, func(context.Context) error { return ts.Close() })
+		ln = tls.NewListener(ln, ts.Config())
 	}
+	// The smuggling guard reads each request head before fasthttp does.
+	ln = guard.Listener(ln, lim)
 	go func() { rg.errc <- srv.Serve(ln) }()
 	rg.stop = append(rg.stop, gw.Shutdown)
 	return rg, nil
@@ -215,22 +229,6 @@ func pingLoop(ctx context.Context, rc rueidis.Client, ok *atomic.Bool) {
 		case <-t.C:
 		}
 	}
-}
-
-// serverTLS returns the listener's TLS config, or nil when plaintext is
-// explicitly configured.
-func serverTLS(cfg *config.Config) (*tls.Config, error) {
-	if cfg.Gateway.Plaintext {
-		return nil, nil
-	}
-	if cfg.Gateway.CertFile == "" {
-		return nil, errors.New("config key gateway.certFile: TLS needs a certificate and key (or gateway.plaintext: true)")
-	}
-	cert, err := tls.LoadX509KeyPair(cfg.Gateway.CertFile, cfg.Gateway.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("config key gateway.certFile: %w", err)
-	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
 }
 
 // listenerApplied counts control-data notifications applied (tests).

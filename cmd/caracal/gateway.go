@@ -2,6 +2,10 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -29,8 +33,26 @@ func newGatewayCmd(a *app) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(a.stderr, "caracal gateway: serving on %s (admin %s)\n", rg.Addr, rg.AdminAddr)
-			<-cmd.Context().Done()
-			return rg.Stop(cfg.Gateway.ShutdownTimeout.D())
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			for {
+				select {
+				case <-hup:
+					if rg.TLS == nil {
+						continue
+					}
+					if err := rg.TLS.Reload(); err != nil {
+						slog.Error("certificate reload failed; keeping the current certificate", "err", err)
+					} else {
+						slog.Info("certificate reloaded")
+					}
+				case <-cmd.Context().Done():
+					// Stop accepting, drain in-flight requests up to the
+					// deadline, return the leases, flush the producer.
+					return rg.Stop(cfg.Gateway.ShutdownTimeout.D())
+				}
+			}
 		},
 	}
 }
