@@ -165,7 +165,9 @@ pg_setup_db() {
   ELSE
     ALTER ROLE $PG_USER LOGIN CREATEDB PASSWORD '$PG_PASSWORD';
   END IF;
-END\$\$;"
+END\$\$;
+-- Tests drop their databases WITH (FORCE), which signals leftover backends.
+GRANT pg_signal_backend TO $PG_USER;"
 	for db in "${PG_DATABASES[@]}"; do
 		sql+="
 SELECT 'CREATE DATABASE $db OWNER $PG_USER' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$db')\\gexec
