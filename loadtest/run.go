@@ -46,14 +46,16 @@ type run struct {
 
 // recorder counts the outcomes seen by one goroutine.
 type recorder struct {
-	hist   Histogram
-	ok     int64
-	status [600]int64
-	errs   [numClasses]int64
+	hist    Histogram
+	service Histogram
+	ok      int64
+	status  [600]int64
+	errs    [numClasses]int64
 }
 
 func (r *recorder) merge(o *recorder) {
 	r.hist.Merge(&o.hist)
+	r.service.Merge(&o.service)
 	r.ok += o.ok
 	for i, c := range o.status {
 		r.status[i] += c
@@ -167,8 +169,8 @@ func (r *run) work(w *recorder, c *fasthttp.HostClient) {
 	defer fasthttp.ReleaseResponse(resp)
 	r.template.CopyTo(req)
 	for off := range r.jobs {
-		status, lat, err := r.send(c, req, resp, off)
-		r.record(w, status, lat, err)
+		status, lat, svc, err := r.send(c, req, resp, off)
+		r.record(w, status, lat, svc, err)
 	}
 }
 
@@ -180,21 +182,24 @@ func (r *run) spill(offset int64) {
 	defer fasthttp.ReleaseResponse(resp)
 	r.template.CopyTo(req)
 	c := r.clients[r.rr.Add(1)%uint64(len(r.clients))]
-	status, lat, err := r.send(c, req, resp, offset)
+	status, lat, svc, err := r.send(c, req, resp, offset)
 	r.mu.Lock()
-	r.record(&r.overflow, status, lat, err)
+	r.record(&r.overflow, status, lat, svc, err)
 	r.mu.Unlock()
 }
 
-func (r *run) send(c *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, offset int64) (int, time.Duration, error) {
+// send returns the latency from the scheduled time and the service time
+// from the actual send (which leaves out the generator's own lateness).
+func (r *run) send(c *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, offset int64) (int, time.Duration, time.Duration, error) {
 	scheduled := r.start.Add(time.Duration(offset))
+	sent := time.Now()
 	err := c.DoDeadline(req, resp, scheduled.Add(r.cfg.Timeout))
-	lat := time.Since(scheduled)
+	done := time.Now()
 	r.inflight.Add(-1)
-	return resp.StatusCode(), lat, err
+	return resp.StatusCode(), done.Sub(scheduled), done.Sub(sent), err
 }
 
-func (r *run) record(w *recorder, status int, lat time.Duration, err error) {
+func (r *run) record(w *recorder, status int, lat, svc time.Duration, err error) {
 	r.completed.Add(1)
 	if err != nil {
 		w.errs[classify(err)]++
@@ -202,6 +207,7 @@ func (r *run) record(w *recorder, status int, lat time.Duration, err error) {
 		return
 	}
 	w.hist.Record(lat)
+	w.service.Record(svc)
 	if status >= 200 && status < 300 {
 		w.ok++
 		return

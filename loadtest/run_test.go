@@ -46,6 +46,10 @@ func TestOpenLoopSlowServerKeepsTheSchedule(t *testing.T) {
 	if s.Latency.Max < 300_000 {
 		t.Fatalf("max latency %.0fµs hides the queueing (one connection, 100 ms per answer)", s.Latency.Max)
 	}
+	// The service time leaves the queueing out: never above the latency.
+	if s.Service.Max > s.Latency.Max || s.Service.P50 > s.Latency.P50 {
+		t.Fatalf("service %+v above latency %+v", s.Service, s.Latency)
+	}
 	if s.OK+s.Errors["timeout"] != 200 {
 		t.Fatalf("ok %d + timeouts %d != 200: %v", s.OK, s.Errors["timeout"], s.Errors)
 	}

@@ -36,6 +36,9 @@ type Summary struct {
 	AchievedRate float64          `json:"achieved_rate"`
 	// Latency of the answered requests, from their scheduled send time.
 	Latency Latency `json:"latency"`
+	// Service is the time from the actual send to the answer: Latency less
+	// the generator's own lateness and queueing for a connection.
+	Service Latency `json:"service"`
 	// Accepted is OK; LedgerRows is filled by a scenario's ledger check (-1: not checked).
 	LedgerRows int64 `json:"ledger_rows"`
 
@@ -70,10 +73,14 @@ func (r *run) summary(elapsed time.Duration) *Summary {
 	if elapsed > 0 {
 		s.AchievedRate = float64(s.Completed) / elapsed.Seconds()
 	}
-	h := &s.hist
-	s.Latency = Latency{P50: us(h.Quantile(0.5)), P90: us(h.Quantile(0.9)), P99: us(h.Quantile(0.99)),
-		P999: us(h.Quantile(0.999)), Max: us(h.Max()), Mean: us(h.Mean())}
+	s.Latency = latencyOf(&s.hist)
+	s.Service = latencyOf(&all.service)
 	return s
+}
+
+func latencyOf(h *Histogram) Latency {
+	return Latency{P50: us(h.Quantile(0.5)), P90: us(h.Quantile(0.9)), P99: us(h.Quantile(0.99)),
+		P999: us(h.Quantile(0.999)), Max: us(h.Max()), Mean: us(h.Mean())}
 }
 
 // Histogram returns the latencies of the answered requests.
@@ -87,6 +94,8 @@ func (s *Summary) WriteText(w io.Writer) {
 		s.Attempted, s.Completed, s.OK, s.Elapsed, s.AchievedRate)
 	fmt.Fprintf(w, "latency     p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  mean %s (from the scheduled send time)\n",
 		fmtUs(s.Latency.P50), fmtUs(s.Latency.P90), fmtUs(s.Latency.P99), fmtUs(s.Latency.P999), fmtUs(s.Latency.Max), fmtUs(s.Latency.Mean))
+	fmt.Fprintf(w, "service     p50 %s  p90 %s  p99 %s  p99.9 %s  max %s (from the actual send)\n",
+		fmtUs(s.Service.P50), fmtUs(s.Service.P90), fmtUs(s.Service.P99), fmtUs(s.Service.P999), fmtUs(s.Service.Max))
 	fmt.Fprintf(w, "errors      %.4f%%", 100*s.ErrorRate)
 	keys := make([]string, 0, len(s.Errors))
 	for k := range s.Errors {

@@ -23,6 +23,7 @@ log() { echo "peers: $*" >&2; }
 
 # build compiles the binaries the runs need.
 build() {
+	[ -n "${PEERS_NO_BUILD:-}" ] && return
 	(cd "$ROOT" && go build -o "$BIN/caracal" ./cmd/caracal && go build -o "$BIN/caracal-loadgen" ./cmd/caracal-loadgen &&
 		go build -o "$BIN/bench-upstream" ./bench/upstream && go build -o "$BIN/minproxy" ./bench/minproxy &&
 		go build -o "$BIN/fwdproxy" ./bench/fwdproxy)
