@@ -173,7 +173,6 @@ type recorder struct {
 	addrs []string
 }
 
-var errFakeDial = errors.New("fake dial")
 
 func (r *recorder) dial(_ context.Context, _, addr string) (net.Conn, error) {
 	r.mu.Lock()
