@@ -173,7 +173,6 @@ type recorder struct {
 	addrs []string
 }
 
-
 func (r *recorder) dial(_ context.Context, _, addr string) (net.Conn, error) {
 	r.mu.Lock()
 	r.addrs = append(r.addrs, addr)
