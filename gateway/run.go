@@ -15,6 +15,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/caracal-gw/caracal/gateway/cache"
+	"github.com/caracal-gw/caracal/gateway/connlimit"
 	"github.com/caracal-gw/caracal/gateway/guard"
 	"github.com/caracal-gw/caracal/gateway/meter"
 	"github.com/caracal-gw/caracal/gateway/replay"
@@ -167,6 +168,10 @@ func StartWith(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool, so S
 		return fail(fmt.Errorf("cannot listen on gateway.listen %s: %w", cfg.Gateway.Listen, err))
 	}
 	rg.Addr = ln.Addr().String()
+	// --- connection caps (issue 8, gateway/connlimit): per client address and
+	// in total, enforced at accept before TLS and the guard.
+	ln = connlimit.Wrap(ln, connlimit.Options{})
+	// --- end connection caps
 	srv := gw.Server()
 	lim := guard.Limits{MaxHeadSize: cfg.Gateway.MaxHeaderBytes, MaxBodySize: cfg.Gateway.MaxRequestBody}
 	guard.ServerLimits(lim, srv)
