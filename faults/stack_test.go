@@ -1,0 +1,271 @@
+package faults
+
+import (
+	"context"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/caracal-gw/caracal/consumers/aggregate"
+	"github.com/caracal-gw/caracal/consumers/ledger"
+	"github.com/caracal-gw/caracal/consumers/recovery"
+	"github.com/caracal-gw/caracal/consumers/runner"
+	"github.com/caracal-gw/caracal/gateway"
+	"github.com/caracal-gw/caracal/internal/budget"
+	"github.com/caracal-gw/caracal/internal/config"
+	"github.com/caracal-gw/caracal/internal/control"
+	"github.com/caracal-gw/caracal/internal/event"
+	"github.com/caracal-gw/caracal/internal/store"
+	"github.com/caracal-gw/caracal/internal/testenv"
+	"github.com/caracal-gw/caracal/loadtest"
+	"github.com/caracal-gw/caracal/loadtest/mockupstream"
+)
+
+func needFaults(t *testing.T) {
+	if os.Getenv("CARACAL_FAULTS") != "1" {
+		t.Skip("the fault suite runs with CARACAL_FAULTS=1 (make test-faults)")
+	}
+}
+
+func outage() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("CARACAL_FAULT_OUTAGE")); err == nil && d > 0 {
+		return d
+	}
+	return 30 * time.Second
+}
+
+const chatBody = `{"model":"gpt-test","max_tokens":50,"messages":[{"role":"user","content":"hello there"}]}`
+
+// stack is the whole pipeline on private services.
+type stack struct {
+	t        *testing.T
+	k        *kafka
+	r        *redis
+	pg       *postgres
+	cfg      *config.Config
+	pool     *pgxpool.Pool
+	mock     *mockupstream.Server
+	gw       *gateway.Running
+	key      string
+	org, bot event.UUID
+	verifier note.Verifier
+	rc       *budget.Store
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+func newStack(t *testing.T, strict bool) *stack {
+	s := &stack{t: t, k: startKafka(t), r: startRedis(t), pg: startPostgres(t)}
+	ctx := context.Background()
+	admin, err := pgxpool.New(ctx, s.pg.url("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(ctx, `CREATE DATABASE faults`); err != nil {
+		t.Fatal(err)
+	}
+	admin.Close()
+	cfg := testenv.Config(t)
+	cfg.Database.URL, cfg.Database.DirectURL = s.pg.url("faults"), ""
+	cfg.Kafka.Brokers = []string{s.k.addr()}
+	cfg.Redis.Addrs = []string{s.r.addr()}
+	cfg.Kafka.Consumer.FetchMaxWaitMs = 100
+	cfg.Gateway.Listen, cfg.Gateway.AdminListen, cfg.Gateway.Plaintext = "127.0.0.1:0", "127.0.0.1:0", true
+	cfg.Gateway.LeaseSize = 50_000
+	cfg.PolicyCacheTTL = config.Duration(time.Hour)
+	s.cfg = cfg
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.k.addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := cfg.Kafka.Topics
+	if _, err := kadm.NewClient(cl).CreateTopics(ctx, 3, 1, nil, tp.Metering, tp.Decisions, tp.Audit, tp.DLQ); err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	if s.pool, err = store.Open(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.pool.Close)
+	if _, err := store.MigrateUp(ctx, s.pool); err != nil {
+		t.Fatal(err)
+	}
+	s.mock = mockupstream.New(mockupstream.Options{OutputTokens: 16})
+	mln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.mock.Serve(mln) //nolint:errcheck
+	t.Cleanup(func() { s.mock.Close() })
+	t.Setenv("CARACAL_TEST_UPSTREAM_KEY", "sk-upstream")
+	s.control(mln.Addr().String(), strict)
+	rc, err := budget.NewClient(cfg.Redis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rc.Close)
+	s.rc = budget.NewStore(rc)
+	if err := recovery.MarkReady(ctx, rc, recovery.DefaultReadyKey); err != nil {
+		t.Fatal(err)
+	}
+	if s.gw, err = gateway.StartWith(ctx, cfg, s.pool, gateway.StartOptions{SpoolDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.gw.Stop(30 * time.Second) }) //nolint:errcheck
+	s.consumers()
+	return s
+}
+
+func (s *stack) control(upstream string, strict bool) {
+	ctx := context.Background()
+	must := func(err error) {
+		if err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	org, err := store.CreateAgent(ctx, s.pool, store.NewAgent{Name: "org"})
+	must(err)
+	bot, err := store.CreateAgent(ctx, s.pool, store.NewAgent{Name: "bot", Parent: "org"})
+	must(err)
+	s.org, err = event.ParseUUID([]byte(org.ID))
+	must(err)
+	s.bot, err = event.ParseUUID([]byte(bot.ID))
+	must(err)
+	_, err = store.SetPolicy(ctx, s.pool, store.PolicySpec{Agent: "org", LimitMicros: 1 << 40, Window: "daily", Active: true, Reason: "faults"})
+	must(err)
+	_, err = store.SetRoute(ctx, s.pool, store.RouteSpec{Name: "openai", Prefix: "/openai", UpstreamURLs: []string{"http://" + upstream + "/v1"},
+		CredentialRef: "env:CARACAL_TEST_UPSTREAM_KEY", Provider: "openai", Pricing: "tokens", StripPrefix: true, Strict: strict})
+	must(err)
+	for _, p := range []store.PriceSpec{
+		{Resource: "openai", Model: "gpt-test", Unit: "input_mtok", PriceMicros: 1_000_000, Currency: "USD"},
+		{Resource: "openai", Model: "gpt-test", Unit: "output_mtok", PriceMicros: 2_000_000, Currency: "USD"},
+	} {
+		_, err = store.SetPrice(ctx, s.pool, p)
+		must(err)
+	}
+	k, err := store.CreateKey(ctx, s.pool, store.NewKey{Agent: "bot"})
+	must(err)
+	s.key = k.Key
+}
+
+// consumers runs the ledger writer (+ sealer) and the aggregator (with
+// auto-reconcile) until the test ends.
+func (s *stack) consumers() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.t.Cleanup(func() { cancel(); s.wg.Wait() })
+	tp := s.cfg.Kafka.Topics
+	skey, vkey, err := ledger.GenerateKey("faults")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	signer, _ := note.NewSigner(skey)
+	s.verifier, _ = note.NewVerifier(vkey)
+	adm, err := kgo.NewClient(kgo.SeedBrokers(s.k.addr()))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(adm.Close)
+	agg := aggregate.New(s.rc, "faults-metrics")
+	ar := &recovery.AutoReconciler{Pool: s.pool, Store: s.rc, Admin: kadm.NewClient(adm),
+		Opt: recovery.ReconcileOptions{Topic: tp.Metering, Group: "faults-metrics", LedgerGroup: "faults-ledger", Wait: 5 * time.Minute}}
+	agg.EnsureReady = ar.EnsureReady
+	parts := []struct {
+		name, group string
+		h           runner.Handler
+	}{{"ledger", "faults-ledger", ledger.NewWriter(s.pool, "faults-ledger")}, {"metrics", "faults-metrics", agg}}
+	for _, p := range parts {
+		r, err := runner.New(s.cfg, p.h, runner.Options{Name: p.name, Group: p.group, Topics: []string{tp.Metering}, DLQTopic: tp.DLQ,
+			MaxPollRecords: 500, RetryMin: 50 * time.Millisecond, RetryMax: time.Second})
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); defer r.Close(); r.Run(ctx) }() //nolint:errcheck
+	}
+	sealer := ledger.NewSealer(s.pool, ledger.SealerOptions{Signer: signer, CheckpointEvery: 1000, CheckpointInterval: time.Second})
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); sealer.Run(ctx) }() //nolint:errcheck
+}
+
+// load sends a steady open-loop load for d while fault runs, then returns
+// the load's summary.
+func (s *stack) load(d time.Duration, fault func()) *loadtest.Summary {
+	var sum *loadtest.Summary
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sum, err = loadtest.Run(context.Background(), loadtest.Config{URL: "http://" + s.gw.Addr + "/openai/chat/completions",
+			Method: "POST", Body: []byte(chatBody), Key: s.key, ContentType: "application/json",
+			Rate: 50, Duration: d, Connections: 8, MaxInFlight: 512, Timeout: 20 * time.Second})
+	}()
+	fault()
+	<-done
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return sum
+}
+
+// check drains the pipeline and compares every count.
+func (s *stack) check(sum *loadtest.Summary, exact bool) {
+	t := s.t
+	ctx := context.Background()
+	served := s.mock.Stats().Requests
+	var rows, dupIDs, dupReq, incomplete int64
+	deadline := time.Now().Add(3 * time.Minute)
+	for time.Now().Before(deadline) {
+		if err := s.pool.QueryRow(ctx, `SELECT count(*), count(*) - count(DISTINCT event_id), count(*) - count(DISTINCT request_id),
+			count(*) FILTER (WHERE kind = $1) FROM ledger`, int(event.KindIncomplete)).Scan(&rows, &dupIDs, &dupReq, &incomplete); err == nil && rows >= served {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("load: %d attempted, %d answered 2xx, errors %v; upstream served %d; ledger rows %d (%d incomplete)",
+		sum.Attempted, sum.OK, sum.Errors, served, rows, incomplete)
+	if rows != served {
+		t.Errorf("ledger rows %d != requests the upstream served %d", rows, served)
+	}
+	if exact && sum.OK != served {
+		t.Errorf("answered 2xx %d != upstream served %d", sum.OK, served)
+	}
+	if dupIDs != 0 || dupReq != 0 {
+		t.Errorf("duplicates in the ledger: %d event ids, %d request ids", dupIDs, dupReq)
+	}
+	now := time.Now()
+	var redisBot, redisOrg, ledgerBot, ledgerOrg int64
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		redisBot, _ = s.rc.Spent(ctx, s.bot, s.org, control.Daily, true, now)
+		redisOrg, _ = s.rc.Spent(ctx, s.org, s.org, control.Daily, true, now)
+		s.pool.QueryRow(ctx, `SELECT coalesce(sum(cost_micros) FILTER (WHERE agent_id = $1), 0), coalesce(sum(cost_micros), 0) FROM ledger`, [16]byte(s.bot)).Scan(&ledgerBot, &ledgerOrg) //nolint:errcheck
+		if redisBot == ledgerBot && redisOrg == ledgerOrg {
+			break
+		}
+	}
+	if redisBot != ledgerBot || redisOrg != ledgerOrg {
+		t.Errorf("Redis totals bot %d org %d, ledger sums %d %d", redisBot, redisOrg, ledgerBot, ledgerOrg)
+	}
+	deadline = time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		rep, err := ledger.Verify(ctx, s.pool, s.verifier, 0, -1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Problem != nil {
+			t.Fatalf("merkle verify: %v", rep.Problem)
+		}
+		if rep.To == rows && rep.Uncovered == 0 && rep.Unsealed == 0 {
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Errorf("the ledger was not sealed and checkpointed up to %d entries", rows)
+}
