@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -270,4 +272,105 @@ func TestAdminSurface(t *testing.T) {
 	if def.Gateway.EnablePprof {
 		t.Fatal("pprof is enabled by default")
 	}
+}
+
+// lockedBuffer is a log sink safe for concurrent writers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestGatewaySecretsStayOut: the upstream credential, agent keys (good and
+// bad) and the admin token never appear in responses, /metrics, logs or
+// audit events.
+func TestGatewaySecretsStayOut(t *testing.T) {
+	const adminToken = "planted-admin-token-gw-41c7"
+	logs := &lockedBuffer{}
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	defer slog.SetDefault(prev)
+	testConfigure = func(c *config.Config) { c.Gateway.AdminToken = adminToken }
+	defer func() { testConfigure = nil }()
+	s := newStack(t, 5_000_000)
+
+	// A key of the right shape that does not exist: same visible prefix,
+	// different secret part.
+	bad := []byte(s.key)
+	for i := len(bad) - 8; i < len(bad); i++ {
+		bad[i] = 'z'
+	}
+	badKey := string(bad)
+	secrets := map[string]string{"upstream credential": upstreamSecret, "agent key": s.key, "wrong agent key": badKey, "admin token": adminToken}
+	check := func(where, text string) {
+		t.Helper()
+		for name, v := range secrets {
+			if strings.Contains(text, v) {
+				t.Errorf("%s contains the %s", where, name)
+			}
+		}
+	}
+
+	resp, body := s.post(t, "/openai/chat/completions", s.key, chatBody)
+	if resp.StatusCode != 200 {
+		t.Fatalf("good key: %d %s", resp.StatusCode, body)
+	}
+	check("a forwarded response", string(body)+fmt.Sprint(resp.Header))
+	resp, body = s.post(t, "/openai/chat/completions", badKey, chatBody)
+	if resp.StatusCode != 401 {
+		t.Fatalf("wrong key: %d %s", resp.StatusCode, body)
+	}
+	check("the 401 answer", string(body)+fmt.Sprint(resp.Header))
+	resp, body = s.post(t, "/nowhere", s.key, chatBody)
+	check("the unknown-route answer", string(body)+fmt.Sprint(resp.Header))
+
+	get := func(path, token string) (int, string) {
+		req, _ := http.NewRequest("GET", "http://"+s.rg.AdminAddr+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return r.StatusCode, string(b)
+	}
+	if code, _ := get("/metrics", ""); code != 401 {
+		t.Fatalf("/metrics without the admin token: %d, want 401", code)
+	}
+	code, metrics := get("/metrics", adminToken)
+	if code != 200 || !strings.Contains(metrics, "caracal_") {
+		t.Fatalf("/metrics with the admin token: %d", code)
+	}
+	check("/metrics", metrics)
+
+	audit := s.events(t, s.cfg.Kafka.Topics.Audit, 1)
+	if len(audit) == 0 {
+		t.Fatal("no audit event for the failed authentication")
+	}
+	sawFailure := false
+	for _, ev := range audit {
+		check("an audit event", string(ev))
+		sawFailure = sawFailure || strings.Contains(string(ev), "auth_failure")
+	}
+	if !sawFailure {
+		t.Fatalf("no auth_failure among the audit events: %q", audit)
+	}
+	if logs.String() == "" {
+		t.Log("the gateway logged nothing during the test")
+	}
+	check("the gateway's logs", logs.String())
 }
