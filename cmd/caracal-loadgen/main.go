@@ -39,6 +39,8 @@ type flags struct {
 	maxRequests                            int64
 	connections, maxInFlight               int
 	stream, jsonOut, insecure              bool
+	// set names the flags given on the command line (they override a scenario).
+	set map[string]bool
 }
 
 func parse(args []string, stderr io.Writer) (*flags, error) {
@@ -64,6 +66,8 @@ func parse(args []string, stderr io.Writer) (*flags, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	f.set = map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
@@ -103,7 +107,17 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		cfg.Rate, cfg.Duration, cfg.Connections, th = sc.Rate, sc.Duration, sc.Connections, &sc.Thresholds
+		th = &sc.Thresholds
+		// A scenario sets the load; flags given explicitly still win (short CI runs).
+		if !f.set["rate"] {
+			cfg.Rate = sc.Rate
+		}
+		if !f.set["duration"] {
+			cfg.Duration = sc.Duration
+		}
+		if !f.set["connections"] {
+			cfg.Connections = sc.Connections
+		}
 	}
 	if isTerminal(stdout) && !f.jsonOut {
 		cfg.Progress = func(s loadtest.Snapshot) {
