@@ -11,9 +11,11 @@ import (
 	"sync/atomic"
 )
 
-// Defaults for Options fields left zero.
+// Defaults for Options fields left zero. The per-address default leaves
+// room for the load tiers (up to 1024 connections from one load generator)
+// while one address still cannot take the whole total.
 const (
-	DefaultPerAddr = 256
+	DefaultPerAddr = 1024
 	DefaultTotal   = 10000
 )
 
