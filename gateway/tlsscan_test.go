@@ -67,7 +67,7 @@ func weakReason(a accepted) string {
 }
 
 var tlsVersionNames = map[uint16]string{
-	tls.VersionSSL30: "SSLv3", tls.VersionTLS10: "TLSv1.0", tls.VersionTLS11: "TLSv1.1", tls.VersionTLS12: "TLSv1.2", tls.VersionTLS13: "TLSv1.3",
+	0x0300 /* SSL 3.0 */ : "SSLv3", tls.VersionTLS10: "TLSv1.0", tls.VersionTLS11: "TLSv1.1", tls.VersionTLS12: "TLSv1.2", tls.VersionTLS13: "TLSv1.3",
 }
 
 // goScan tries a handshake with every protocol version and every cipher
