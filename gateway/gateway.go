@@ -153,7 +153,7 @@ func (g *Gateway) Server() *fasthttp.Server {
 		Name:                          "caracal",
 		ReadTimeout:                   c.RequestTimeout.D(),
 		WriteTimeout:                  c.RequestTimeout.D(),
-		IdleTimeout:                   2 * time.Minute,
+		IdleTimeout:                   c.Gateway.IdleTimeout.D(),
 		MaxRequestBodySize:            c.Gateway.MaxRequestBody,
 		ReadBufferSize:                c.Gateway.MaxHeaderBytes,
 		Concurrency:                   c.MaxConcurrentRequests * 4,
@@ -161,9 +161,21 @@ func (g *Gateway) Server() *fasthttp.Server {
 		NoDefaultServerHeader:         true,
 		NoDefaultDate:                 false,
 		CloseOnShutdown:               true,
+		Logger:                        debugLogger{},
 		StreamRequestBody:             false,
 	}
 	return g.server
+}
+
+// debugLogger sends fasthttp's per-connection messages (a client that
+// closed early, a handshake that failed) to the debug log: at info level a
+// scan or a flood of broken clients would drown the log.
+type debugLogger struct{}
+
+func (debugLogger) Printf(format string, args ...any) {
+	if slog.Default().Enabled(context.Background(), slog.LevelDebug) {
+		slog.Debug(fmt.Sprintf(format, args...))
+	}
 }
 
 // Serve serves ln (wrapped in TLS by the caller when configured) until

@@ -170,7 +170,7 @@ func StartWith(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool, so S
 	rg.Addr = ln.Addr().String()
 	// --- connection caps (issue 8, gateway/connlimit): per client address and
 	// in total, enforced at accept before TLS and the guard.
-	ln = connlimit.Wrap(ln, connlimit.Options{})
+	ln = connlimit.Wrap(ln, connlimit.Options{PerAddr: cfg.Gateway.MaxConnsPerAddr, Total: cfg.Gateway.MaxConns})
 	// --- end connection caps
 	srv := gw.Server()
 	lim := guard.Limits{MaxHeadSize: cfg.Gateway.MaxHeaderBytes, MaxBodySize: cfg.Gateway.MaxRequestBody}

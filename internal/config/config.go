@@ -33,6 +33,10 @@ type Config struct {
 	Kafka    Kafka    `yaml:"kafka"`
 	Gateway  Gateway  `yaml:"gateway"`
 	Log      Log      `yaml:"log"`
+
+	// dbPassword is CARACAL_DATABASE_PASSWORD, put into database.url once
+	// every other source is applied.
+	dbPassword string
 }
 
 // Database is the PostgreSQL connection.
@@ -129,6 +133,10 @@ type Gateway struct {
 	AdminToken        string   `yaml:"adminToken" secret:"true"`
 	EnablePprof       bool     `yaml:"enablePprof"`
 	UpstreamIdleConns int      `yaml:"upstreamMaxConnsPerHost"`
+	// Connection caps at accept, per client address and in total.
+	MaxConnsPerAddr int      `yaml:"maxConnsPerAddr"`
+	MaxConns        int      `yaml:"maxConns"`
+	IdleTimeout     Duration `yaml:"idleTimeout"`
 }
 
 // Log selects the log format and level.
@@ -196,6 +204,9 @@ func Default() Config {
 			LeaseSize:         1_000_000,
 			LeaseTTL:          Duration(30 * time.Second),
 			UpstreamIdleConns: 512,
+			MaxConnsPerAddr:   1024,
+			MaxConns:          10000,
+			IdleTimeout:       Duration(2 * time.Minute),
 		},
 		Log: Log{Level: "info", Format: "text"},
 	}
@@ -303,6 +314,13 @@ func cleanYAMLError(err error) error {
 }
 
 func (c *Config) resolveSecrets() error {
+	if c.dbPassword != "" {
+		u, err := withPassword(c.Database.URL, c.dbPassword)
+		if err != nil {
+			return fmt.Errorf("CARACAL_DATABASE_PASSWORD: %w", err)
+		}
+		c.Database.URL, c.dbPassword = u, ""
+	}
 	if c.Database.PasswordFile == "" {
 		return nil
 	}

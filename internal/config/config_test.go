@@ -118,3 +118,21 @@ func TestEnvNames(t *testing.T) {
 		}
 	}
 }
+
+func TestDatabasePasswordAppliedLast(t *testing.T) {
+	env := []string{"CARACAL_DATABASE_PASSWORD=pw1", "CARACAL_DATABASE_URL=postgres://app@db:5432/x"}
+	c, err := Load("", env, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(c.Database.URL, "app:pw1@db") {
+		t.Fatalf("password lost when the URL comes later: %s", c.Database.URL)
+	}
+	c, err = Load("", []string{"CARACAL_DATABASE_PASSWORD=pw2"}, []string{"database.url=postgres://u@h:5432/d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(c.Database.URL, "u:pw2@h") {
+		t.Fatalf("password lost with --set database.url: %s", c.Database.URL)
+	}
+}

@@ -178,11 +178,8 @@ func applyEnv(c *Config, environ []string) error {
 			continue
 		}
 		if name == "CARACAL_DATABASE_PASSWORD" {
-			u, err := withPassword(c.Database.URL, value)
-			if err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			c.Database.URL = u
+			// Applied last (see Load), whatever the order of the variables.
+			c.dbPassword = value
 			continue
 		}
 		key, ok := byEnv[name]

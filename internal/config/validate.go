@@ -55,6 +55,9 @@ func (c *Config) Validate() error {
 		{"gateway.leaseSizeMicros", c.Gateway.LeaseSize < 1, "must be at least 1"},
 		{"gateway.leaseTTL", c.Gateway.LeaseTTL.D() < time.Second, "must be at least 1s"},
 		{"gateway.upstreamMaxConnsPerHost", c.Gateway.UpstreamIdleConns < 1, "must be at least 1"},
+		{"gateway.maxConnsPerAddr", c.Gateway.MaxConnsPerAddr < 1, "must be at least 1"},
+		{"gateway.maxConns", c.Gateway.MaxConns < c.Gateway.MaxConnsPerAddr, "must be at least gateway.maxConnsPerAddr"},
+		{"gateway.idleTimeout", c.Gateway.IdleTimeout.D() < time.Second, "must be at least 1s"},
 		{"log.level", !oneOf(c.Log.Level, "debug", "info", "warn", "error"), "must be debug, info, warn or error"},
 		{"log.format", !oneOf(c.Log.Format, "text", "json"), "must be text or json"},
 	}

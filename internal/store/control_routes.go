@@ -54,7 +54,8 @@ func CheckCredentialRef(ref string) error {
 	case strings.HasPrefix(ref, "file:/") && len(ref) > len("file:/"):
 		return nil
 	}
-	return fmt.Errorf("invalid credential reference %q: want env:NAME, file:/path or none (never the secret itself)", ref)
+	// The value is not repeated: it may be the secret itself.
+	return fmt.Errorf("invalid credential reference: want env:NAME, file:/path or none (never the secret itself)")
 }
 
 func checkHTTPURL(what, s string) error {
