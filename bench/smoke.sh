@@ -15,7 +15,7 @@ pids=()
 trap 'for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done; rm -f "$out"' EXIT
 
 # Hot path: must not allocate per request (anchored benchmark names).
-HOT='^Benchmark(GatewayFullPath|APIKeyVerify|ParseCredential|InspectRequest|ParseUsageJSON|Scanner|ClampMaxTokens|PricebookLookup|TakeSettle|EventAppendJSON|ProduceEnqueue|CleanRequest|Forward|CheckLocalReject)(-[0-9]+)?$'
+HOT='^Benchmark(GatewayFullPath|APIKeyVerify|ParseCredential|AgentHit|APIKeyHit|InspectRequest|ParseUsageJSON|Scanner|ClampMaxTokens|PricebookLookup|TakeSettle|EventAppendJSON|ProduceEnqueue|CleanRequest|Forward|CheckLocalReject)(-[0-9]+)?$'
 
 pkgs=$(find . -name '*_timing_test.go' -not -path './.git/*' -exec dirname {} \; | sort -u)
 echo "bench-smoke: $(echo $pkgs | wc -w) packages"
@@ -27,27 +27,29 @@ if ! $GO test -run '^$' -bench . -benchmem -benchtime 1x -timeout 10m $pkgs >"$o
 fi
 grep -c '^Benchmark' "$out" | sed 's/^/bench-smoke: ran benchmarks once: /'
 if grep -q -- '--- SKIP' "$out"; then echo "bench-smoke: some benchmarks were skipped (services not set up)"; fi
-# Pass 2: the hot path at 3000 iterations; each warms its pools first, and
-# 3000 amortise what is left of the start below one allocation per op.
-if ! $GO test -run '^$' -bench "${HOT%(-*}\$" -benchmem -benchtime 3000x -timeout 5m $pkgs >"$out" 2>&1; then
+# Pass 2: the hot path at 10000 iterations, three times; each benchmark
+# warms its pools first. A background goroutine or a GC that empties a
+# sync.Pool can put one run above 0, so the gate is the smallest of the three:
+# a real regression allocates in every run.
+if ! $GO test -run '^$' -bench "${HOT%(-*}\$" -benchmem -benchtime 10000x -count 3 -timeout 5m $pkgs >"$out" 2>&1; then
 	cat "$out"
 	echo "bench-smoke: FAIL (a hot-path benchmark failed)"
 	exit 1
 fi
 fail=0
 seen=0
-while read -r name _ rest; do
+while read -r name allocs; do
 	[[ $name =~ $HOT ]] || continue
 	seen=$((seen + 1))
-	allocs=$(echo "$rest" | grep -o '[0-9.]* allocs/op' | cut -d' ' -f1)
-	if [ -z "$allocs" ] || [ "${allocs%.*}" != 0 ]; then
-		echo "bench-smoke: $name allocates ${allocs:-?} times per op (hot path must be 0)"
+	if [ "$allocs" != 0 ]; then
+		echo "bench-smoke: $name allocates $allocs times per op in its best of 3 runs (hot path must be 0)"
 		fail=1
 	fi
-done < <(grep '^Benchmark' "$out")
+done < <(awk '/^Benchmark/ { a = "?"; for (i = 1; i < NF; i++) if ($(i+1) == "allocs/op") a = $i
+	if (!($1 in min) || a + 0 < min[$1] + 0) min[$1] = a } END { for (k in min) print k, min[k] }' "$out")
 grep '^Benchmark' "$out"
-if [ "${CARACAL_INTEGRATION:-}" = 1 ] && [ "$seen" -lt 14 ]; then
-	echo "bench-smoke: only $seen of the 14 hot-path benchmarks ran"
+if [ "${CARACAL_INTEGRATION:-}" = 1 ] && [ "$seen" -lt 16 ]; then
+	echo "bench-smoke: only $seen of the 16 hot-path benchmarks ran"
 	fail=1
 fi
 
