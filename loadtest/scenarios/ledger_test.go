@@ -46,7 +46,7 @@ func TestLedgerRowsCountsTheKeysAgent(t *testing.T) {
 	for i := range 5 {
 		insert(i, mine.ID, time.Now())
 	}
-	insert(5, other.ID, time.Now())           // another agent
+	insert(5, other.ID, time.Now())             // another agent
 	insert(6, mine.ID, since.Add(-time.Second)) // before the run
 	n, err := LedgerRows(ctx, url, k.Key, since, 5, 5*time.Second)
 	if err != nil {
