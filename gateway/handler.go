@@ -160,6 +160,10 @@ func (s *reqState) admit(ctx *fasthttp.RequestCtx) bool {
 		s.deny(ctx, CodeRouteNotFound, "")
 		return false
 	}
+	if s.route.up == nil && !s.route.AllowTargetURL {
+		s.fail(ctx, CodeControlUnavailable, "this route is unusable: its upstream or credential could not be loaded")
+		return false
+	}
 	if !s.authenticate(ctx) {
 		return false
 	}

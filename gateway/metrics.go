@@ -20,6 +20,7 @@ var (
 	forwarded       = metrics.NewCounter(`caracal_requests_forwarded_total`)
 	authFailures    = metrics.NewCounter(`caracal_auth_failures_total`)
 	meteredMicros   = metrics.NewCounter(`caracal_metered_micros_total`)
+	brokenRoutes    = metrics.NewCounter(`caracal_routes_unusable_total`)
 
 	decisions [numCodes]*metrics.Counter
 )

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"sort"
 	"strings"
@@ -42,38 +43,50 @@ func (g *Gateway) buildRoutes(t *cache.Tables) (*routeTable, error) {
 		r := &route{Route: t.Routes[i]}
 		r.name, r.prefix = []byte(r.Name), []byte(strings.TrimSuffix(r.Prefix, "/"))
 		r.provider = []byte(providerNames[r.Provider])
-		var credName, credValue []byte
-		if r.CredentialRef != "" && r.CredentialRef != "none" {
-			secret, err := resolveSecret(r.CredentialRef)
-			if err != nil {
-				return nil, fmt.Errorf("route %s: %w", r.Name, err)
-			}
-			credName = []byte(r.CredentialHeader)
-			credValue = []byte(strings.ReplaceAll(r.CredentialFormat, "%s", secret))
-		}
-		strip := ""
-		if r.StripPrefix {
-			strip = string(r.prefix)
-		}
-		up, err := proxy.NewUpstream(r.UpstreamURLs, proxy.Options{
-			MaxConns:            g.cfg.Gateway.UpstreamIdleConns,
-			ReadTimeout:         g.cfg.RequestTimeout.D(),
-			WriteTimeout:        g.cfg.RequestTimeout.D(),
-			MaxResponseBodySize: int64(g.cfg.Gateway.MaxResponseBody),
-			StripPrefix:         strip,
-			CredentialHeader:    credName,
-			CredentialValue:     credValue,
-			Hygiene:             g.hygiene,
-			WriteError:          g.writeUpstreamError,
-		})
+		up, err := g.compileRoute(r)
 		if err != nil {
-			return nil, fmt.Errorf("route %s: %w", r.Name, err)
+			// One broken route (a missing credential, say) must not take
+			// the others down: its requests are refused with 503.
+			slog.Error("route unusable; its requests are refused", "route", r.Name, "err", err)
+			brokenRoutes.Inc()
 		}
 		r.up = up
 		rt.routes = append(rt.routes, r)
 	}
 	sort.SliceStable(rt.routes, func(i, j int) bool { return len(rt.routes[i].prefix) > len(rt.routes[j].prefix) })
 	return rt, nil
+}
+
+// compileRoute builds the upstream pool of r with its credential.
+func (g *Gateway) compileRoute(r *route) (*proxy.Upstream, error) {
+	var credName, credValue []byte
+	if r.CredentialRef != "" && r.CredentialRef != "none" {
+		secret, err := resolveSecret(r.CredentialRef)
+		if err != nil {
+			return nil, err
+		}
+		credName = []byte(r.CredentialHeader)
+		credValue = []byte(strings.ReplaceAll(r.CredentialFormat, "%s", secret))
+	}
+	strip := ""
+	if r.StripPrefix {
+		strip = string(r.prefix)
+	}
+	up, err := proxy.NewUpstream(r.UpstreamURLs, proxy.Options{
+		MaxConns:            g.cfg.Gateway.UpstreamIdleConns,
+		ReadTimeout:         g.cfg.RequestTimeout.D(),
+		WriteTimeout:        g.cfg.RequestTimeout.D(),
+		MaxResponseBodySize: int64(g.cfg.Gateway.MaxResponseBody),
+		StripPrefix:         strip,
+		CredentialHeader:    credName,
+		CredentialValue:     credValue,
+		Hygiene:             g.hygiene,
+		WriteError:          g.writeUpstreamError,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return up, nil
 }
 
 // match returns the route with the longest prefix that path starts with at

@@ -91,3 +91,21 @@ func TestGatewayClientChosenTargets(t *testing.T) {
 		t.Fatal("the allowed target was never dialed")
 	}
 }
+
+// TestGatewayBrokenRouteFailsClosed: a route whose credential cannot be read
+// is refused with 503; the other routes keep working.
+func TestGatewayBrokenRouteFailsClosed(t *testing.T) {
+	s := newStack(t, 5_000_000)
+	if _, err := store.SetRoute(context.Background(), s.db, store.RouteSpec{Name: "broken", Prefix: "/broken",
+		UpstreamURLs: []string{"http://" + s.mockAddr + "/v1"}, CredentialRef: "env:CARACAL_TEST_UNSET_CREDENTIAL",
+		Provider: "openai", Pricing: "tokens", StripPrefix: true}); err != nil {
+		t.Fatal(err)
+	}
+	s.waitTables(t, "broken")
+	if resp, body := s.post(t, "/broken/chat/completions", s.key, chatBody); resp.StatusCode != 503 {
+		t.Fatalf("broken route: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := s.post(t, "/openai/chat/completions", s.key, chatBody); resp.StatusCode != 200 {
+		t.Fatalf("a healthy route next to a broken one: %d %s", resp.StatusCode, body)
+	}
+}

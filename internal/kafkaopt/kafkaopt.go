@@ -51,6 +51,9 @@ func Producer(c *config.Config) ([]kgo.Opt, error) {
 		kgo.ProducerLinger(time.Duration(p.LingerMs)*time.Millisecond),
 		kgo.ProducerBatchCompression(codec),
 		kgo.MaxBufferedBytes(int(p.BufferMemory)),
+		// buffer.memory is the bound; franz-go's default cap of 10,000
+		// records would otherwise refuse records long before it.
+		kgo.MaxBufferedRecords(1<<24),
 		kgo.ProduceRequestTimeout(p.RequestTimeout.D()),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 	)
