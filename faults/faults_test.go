@@ -21,7 +21,7 @@ func TestKafkaKill9(t *testing.T) {
 		time.Sleep(outage())
 		s.k.up()
 	})
-	s.check(sum, true)
+	s.check(sum, exact)
 }
 
 // TestKafkaKill9Strict: the same on a strict route (intents in the spool).
@@ -34,7 +34,7 @@ func TestKafkaKill9Strict(t *testing.T) {
 		time.Sleep(outage())
 		s.k.up()
 	})
-	s.check(sum, true)
+	s.check(sum, exact)
 }
 
 // TestPostgresStop: PostgreSQL stops for the outage; the gateway serves from
@@ -48,7 +48,7 @@ func TestPostgresStop(t *testing.T) {
 		time.Sleep(outage())
 		s.pg.up()
 	})
-	s.check(sum, true)
+	s.check(sum, exact)
 }
 
 // TestRedisRestartEmpty: Redis is killed and comes back empty; the gateway
@@ -63,5 +63,5 @@ func TestRedisRestartEmpty(t *testing.T) {
 		time.Sleep(5 * time.Second)
 		s.r.up()
 	})
-	s.check(sum, true)
+	s.check(sum, exact)
 }

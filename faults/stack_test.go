@@ -53,6 +53,7 @@ type stack struct {
 	pool     *pgxpool.Pool
 	mock     *mockupstream.Server
 	gw       *gateway.Running
+	gwAddr   string
 	key      string
 	org, bot event.UUID
 	verifier note.Verifier
@@ -61,7 +62,12 @@ type stack struct {
 	wg       sync.WaitGroup
 }
 
-func newStack(t *testing.T, strict bool) *stack {
+func newStack(t *testing.T, strict bool) *stack { return newStackWith(t, strict, false, 0) }
+
+// newStackWith optionally leaves the gateway out (a test runs it as a
+// process of its own) and gives the upstream a latency (requests in flight
+// at the upstream when a fault hits).
+func newStackWith(t *testing.T, strict, external bool, latency time.Duration) *stack {
 	s := &stack{t: t, k: startKafka(t), r: startRedis(t), pg: startPostgres(t)}
 	ctx := context.Background()
 	admin, err := pgxpool.New(ctx, s.pg.url("postgres"))
@@ -97,7 +103,7 @@ func newStack(t *testing.T, strict bool) *stack {
 	if _, err := store.MigrateUp(ctx, s.pool); err != nil {
 		t.Fatal(err)
 	}
-	s.mock = mockupstream.New(mockupstream.Options{OutputTokens: 16})
+	s.mock = mockupstream.New(mockupstream.Options{OutputTokens: 16, Latency: latency})
 	mln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -115,10 +121,13 @@ func newStack(t *testing.T, strict bool) *stack {
 	if err := recovery.MarkReady(ctx, rc, recovery.DefaultReadyKey); err != nil {
 		t.Fatal(err)
 	}
-	if s.gw, err = gateway.StartWith(ctx, cfg, s.pool, gateway.StartOptions{SpoolDir: t.TempDir()}); err != nil {
-		t.Fatal(err)
+	if !external {
+		if s.gw, err = gateway.StartWith(ctx, cfg, s.pool, gateway.StartOptions{SpoolDir: t.TempDir()}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.gw.Stop(30 * time.Second) }) //nolint:errcheck
+		s.gwAddr = s.gw.Addr
 	}
-	t.Cleanup(func() { s.gw.Stop(30 * time.Second) }) //nolint:errcheck
 	s.consumers()
 	return s
 }
@@ -203,7 +212,7 @@ func (s *stack) load(d time.Duration, fault func()) *loadtest.Summary {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		sum, err = loadtest.Run(context.Background(), loadtest.Config{URL: "http://" + s.gw.Addr + "/openai/chat/completions",
+		sum, err = loadtest.Run(context.Background(), loadtest.Config{URL: "http://" + s.gwAddr + "/openai/chat/completions",
 			Method: "POST", Body: []byte(chatBody), Key: s.key, ContentType: "application/json",
 			Rate: 50, Duration: d, Connections: 8, MaxInFlight: 512, Timeout: 20 * time.Second})
 	}()
@@ -215,46 +224,79 @@ func (s *stack) load(d time.Duration, fault func()) *loadtest.Summary {
 	return sum
 }
 
+// How check compares the counts.
+type mode int
+
+const (
+	// exact: answered 2xx == upstream served == ledger rows.
+	exact mode = iota
+	// strictKill: a strict gateway was killed -9: every served request is
+	// in the ledger (those in flight as incomplete); an incomplete row may
+	// stand for an intent whose request never reached the upstream.
+	strictKill
+	// defaultKill: a default-mode gateway was killed -9: events still in
+	// its producer's memory are lost; the loss is printed.
+	defaultKill
+)
+
 // check drains the pipeline and compares every count.
-func (s *stack) check(sum *loadtest.Summary, exact bool) {
+func (s *stack) check(sum *loadtest.Summary, m mode) {
 	t := s.t
 	ctx := context.Background()
 	served := s.mock.Stats().Requests
 	var rows, dupIDs, dupReq, incomplete int64
-	deadline := time.Now().Add(3 * time.Minute)
-	for time.Now().Before(deadline) {
+	// Drained: every served request is in, or (default-mode kill) the count
+	// has not moved for 15 s; at most 3 minutes.
+	last, since := int64(-1), time.Now()
+	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
 		if err := s.pool.QueryRow(ctx, `SELECT count(*), count(*) - count(DISTINCT event_id), count(*) - count(DISTINCT request_id),
-			count(*) FILTER (WHERE kind = $1) FROM ledger`, int(event.KindIncomplete)).Scan(&rows, &dupIDs, &dupReq, &incomplete); err == nil && rows >= served {
+			count(*) FILTER (WHERE kind = $1) FROM ledger`, int(event.KindIncomplete)).Scan(&rows, &dupIDs, &dupReq, &incomplete); err != nil {
+			continue
+		}
+		if rows >= served || (rows == last && time.Since(since) > 15*time.Second) {
 			break
 		}
-		time.Sleep(500 * time.Millisecond)
+		if rows != last {
+			last, since = rows, time.Now()
+		}
 	}
 	t.Logf("load: %d attempted, %d answered 2xx, errors %v; upstream served %d; ledger rows %d (%d incomplete)",
 		sum.Attempted, sum.OK, sum.Errors, served, rows, incomplete)
-	if rows != served {
-		t.Errorf("ledger rows %d != requests the upstream served %d", rows, served)
-	}
-	if exact && sum.OK != served {
-		t.Errorf("answered 2xx %d != upstream served %d", sum.OK, served)
+	switch m {
+	case exact:
+		if rows != served {
+			t.Errorf("ledger rows %d != requests the upstream served %d", rows, served)
+		}
+		if sum.OK != served {
+			t.Errorf("answered 2xx %d != upstream served %d", sum.OK, served)
+		}
+	case strictKill:
+		if rows < served || rows-incomplete > served {
+			t.Errorf("strict mode: ledger rows %d (%d incomplete) for %d requests served", rows, incomplete, served)
+		}
+	case defaultKill:
+		if rows > served {
+			t.Errorf("ledger rows %d > requests served %d", rows, served)
+		}
+		t.Logf("default mode, gateway killed -9: %d of %d served requests unmetered (in flight at the kill, or events not yet acknowledged by Kafka)", served-rows, served)
 	}
 	if dupIDs != 0 || dupReq != 0 {
 		t.Errorf("duplicates in the ledger: %d event ids, %d request ids", dupIDs, dupReq)
 	}
-	now := time.Now()
-	var redisBot, redisOrg, ledgerBot, ledgerOrg int64
-	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
-		redisBot, _ = s.rc.Spent(ctx, s.bot, s.org, control.Daily, true, now)
-		redisOrg, _ = s.rc.Spent(ctx, s.org, s.org, control.Daily, true, now)
-		s.pool.QueryRow(ctx, `SELECT coalesce(sum(cost_micros) FILTER (WHERE agent_id = $1), 0), coalesce(sum(cost_micros), 0) FROM ledger`, [16]byte(s.bot)).Scan(&ledgerBot, &ledgerOrg) //nolint:errcheck
-		if redisBot == ledgerBot && redisOrg == ledgerOrg {
-			break
-		}
+	redisBot, redisOrg, ledgerBot, ledgerOrg := s.totals()
+	if m != exact && (redisBot > ledgerBot || redisOrg > ledgerOrg) {
+		// A gateway killed while draining its spool produces the records
+		// of the segment it was draining again at restart: the ledger keeps
+		// one entry per event id, the aggregator counts them twice (budgets
+		// err on the safe side). A reconcile puts the totals back.
+		t.Logf("gateway killed while draining: Redis totals exceed the ledger by %d micro-units; reconciling", redisOrg-ledgerOrg)
+		s.reconcile()
+		redisBot, redisOrg, ledgerBot, ledgerOrg = s.totals()
 	}
 	if redisBot != ledgerBot || redisOrg != ledgerOrg {
 		t.Errorf("Redis totals bot %d org %d, ledger sums %d %d", redisBot, redisOrg, ledgerBot, ledgerOrg)
 	}
-	deadline = time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
 		rep, err := ledger.Verify(ctx, s.pool, s.verifier, 0, -1, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -268,4 +310,35 @@ func (s *stack) check(sum *loadtest.Summary, exact bool) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	t.Errorf("the ledger was not sealed and checkpointed up to %d entries", rows)
+}
+
+// totals waits (bounded) for the aggregator to match the ledger and returns
+// the Redis and ledger daily spend of the bot and the org.
+func (s *stack) totals() (redisBot, redisOrg, ledgerBot, ledgerOrg int64) {
+	ctx := context.Background()
+	now := time.Now()
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		redisBot, _ = s.rc.Spent(ctx, s.bot, s.org, control.Daily, true, now)
+		redisOrg, _ = s.rc.Spent(ctx, s.org, s.org, control.Daily, true, now)
+		s.pool.QueryRow(ctx, `SELECT coalesce(sum(cost_micros) FILTER (WHERE agent_id = $1), 0), coalesce(sum(cost_micros), 0) FROM ledger`, [16]byte(s.bot)).Scan(&ledgerBot, &ledgerOrg) //nolint:errcheck
+		if redisBot == ledgerBot && redisOrg == ledgerOrg {
+			break
+		}
+	}
+	return
+}
+
+// reconcile runs `caracal reconcile`'s logic once the aggregator is idle
+// (the load is over and it has caught up).
+func (s *stack) reconcile() {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.k.addr()))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer cl.Close()
+	_, err = recovery.Reconcile(context.Background(), s.pool, s.rc, kadm.NewClient(cl), recovery.ReconcileOptions{
+		Topic: s.cfg.Kafka.Topics.Metering, Group: "faults-metrics", LedgerGroup: "faults-ledger", Wait: time.Minute})
+	if err != nil {
+		s.t.Fatal(err)
+	}
 }

@@ -582,8 +582,9 @@ func (s *reqState) onDone(status int, _ int64, err error) {
 	e.Status = status
 	e.LatencyUs = time.Since(s.start).Microseconds()
 	e.Pricing = pricing
-	g.producer.Metering(e)
-	s.completeIntent() // strict mode (strict.go)
+	if !s.meterStrict(e) { // strict mode: the event completes the intent (strict.go)
+		g.producer.Metering(e)
+	}
 	meteredMicros.Add(int(cost))
 	g.observe(status, s.start)
 	g.inflight.Add(-1)

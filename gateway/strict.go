@@ -40,10 +40,13 @@ func (s *reqState) writeIntent(ctx *fasthttp.RequestCtx) bool {
 	return true
 }
 
-// completeIntent runs after the metering event was handed to the producer.
-func (s *reqState) completeIntent() {
-	if s.route.Strict {
-		s.g.producer.Complete(s.intent)
-		s.intent = meter.Intent{}
+// meterStrict hands a strict request's metering event to the producer as
+// the intent's completion; false for other routes (metered as usual).
+func (s *reqState) meterStrict(e *event.Metering) bool {
+	if !s.route.Strict {
+		return false
 	}
+	s.g.producer.Complete(s.intent, e)
+	s.intent = meter.Intent{}
+	return true
 }

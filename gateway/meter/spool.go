@@ -19,11 +19,13 @@ import (
 // Spool record tags. A spooled record's payload is a one-byte key length,
 // the key and the record value (the event's JSON).
 const (
-	tagMetering   byte = 1
-	tagDecision   byte = 2
-	tagAudit      byte = 3
-	tagIntent     byte = 4 // strict mode: a durable intent (an incomplete event)
-	tagCompletion byte = 5 // strict mode: the intent's request completed; payload = event id
+	tagMetering byte = 1
+	tagDecision byte = 2
+	tagAudit    byte = 3
+	tagIntent   byte = 4 // strict mode: a durable intent (an incomplete event)
+	// tagCompletion: strict mode: the intent's request completed; the
+	// payload is its metering event, produced by the drain like tagMetering.
+	tagCompletion byte = 5
 )
 
 var (
@@ -138,7 +140,7 @@ func (p *Producer) topicOf(tag byte) string {
 	case tagAudit:
 		return p.audit
 	}
-	return p.metering
+	return p.metering // tagMetering, tagCompletion
 }
 
 // spoolRecord appends r durably; false when the spool cannot take it.
@@ -269,7 +271,7 @@ func (p *Producer) produceSegment(st *spoolState, seg *spool.Segment, buf []byte
 	var firstErr atomic.Value
 	var n int64
 	buf, err := st.sp.Read(seg, buf, func(r spool.Record) error {
-		if r.Tag == tagIntent || r.Tag == tagCompletion {
+		if r.Tag == tagIntent {
 			return nil
 		}
 		key, value, ok := splitPayload(r.Payload)
@@ -293,7 +295,15 @@ func (p *Producer) produceSegment(st *spoolState, seg *spool.Segment, buf []byte
 		})
 		return nil
 	})
-	wg.Wait()
+	acked := make(chan struct{})
+	go func() { wg.Wait(); close(acked) }()
+	select {
+	case <-acked:
+	case <-st.stop:
+		// Closing: the records stay in the client until Close flushes or
+		// purges them; the segment stays for the next start.
+		return buf, errors.New("producer closing")
+	}
 	if err != nil {
 		return buf, err
 	}
@@ -306,29 +316,30 @@ func (p *Producer) produceSegment(st *spoolState, seg *spool.Segment, buf []byte
 }
 
 // recoverIntents turns strict-mode intents without a completion into
-// incomplete metering events (each followed by its completion, so a crash
-// during recovery does not charge it twice).
+// incomplete metering events charged at their estimate. Each is appended as a
+// completion carrying the incomplete event, so it is produced by the drain
+// and a crash during recovery does not charge it twice.
 func (p *Producer) recoverIntents(st *spoolState) error {
 	intents := map[event.ID][]byte{}
 	var order []event.ID
 	var buf []byte
+	var e event.Metering
 	for _, seg := range st.sp.Sealed() {
 		var err error
 		buf, err = st.sp.Read(seg, buf, func(r spool.Record) error {
-			switch r.Tag {
-			case tagIntent:
-				var e event.Metering
-				_, value, ok := splitPayload(r.Payload)
-				if !ok || event.DecodeMetering(value, &e) != nil {
-					return fmt.Errorf("cannot decode a strict-mode intent in %s", seg.Path)
-				}
-				intents[e.ID] = append([]byte(nil), r.Payload...)
-				order = append(order, e.ID)
-			case tagCompletion:
-				if _, v, ok := splitPayload(r.Payload); ok && len(v) == len(event.ID{}) {
-					delete(intents, event.ID(v))
-				}
+			if r.Tag != tagIntent && r.Tag != tagCompletion {
+				return nil
 			}
+			_, value, ok := splitPayload(r.Payload)
+			if !ok || event.DecodeMetering(value, &e) != nil {
+				return fmt.Errorf("cannot decode a strict-mode record in %s", seg.Path)
+			}
+			if r.Tag == tagCompletion {
+				delete(intents, e.ID)
+				return nil
+			}
+			intents[e.ID] = append([]byte(nil), r.Payload...)
+			order = append(order, e.ID)
 			return nil
 		})
 		if err != nil {
@@ -343,11 +354,8 @@ func (p *Producer) recoverIntents(st *spoolState) error {
 			continue
 		}
 		key, value, _ := splitPayload(payload)
-		if _, ok := p.spoolRecord(tagMetering, key, value, false); !ok {
+		if _, ok := p.spoolRecord(tagCompletion, key, value, false); !ok {
 			return errors.New("cannot spool the incomplete event of a strict-mode intent")
-		}
-		if _, ok := p.spoolRecord(tagCompletion, nil, id[:], false); !ok {
-			return errors.New("cannot spool the completion of a strict-mode intent")
 		}
 		orphanIntents.Inc()
 		st.opt.Logger.Warn("strict-mode intent without completion charged at its estimate", "event", id.String())

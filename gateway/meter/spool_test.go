@@ -250,8 +250,7 @@ func TestStrictIntentRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	done.Kind, done.CostMicros = event.KindUsage, 650
-	p.Metering(done)
-	p.Complete(in)
+	p.Complete(in, done)
 	lost := meteringEvent(g, 2)
 	lost.CostMicros = 900
 	if _, err := p.Intent(lost); err != nil {
@@ -302,5 +301,46 @@ func TestIntentWithoutSpoolFails(t *testing.T) {
 	defer p.Close(context.Background()) //nolint:errcheck
 	if _, err := p.Intent(meteringEvent(event.NewIDGen(), 1)); err != ErrNoSpool {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestStrictCompletionDurable: a completed strict request whose event had
+// not reached Kafka when the process died is delivered as its usage event
+// at the next start (never lost, never charged as incomplete).
+func TestStrictCompletionDurable(t *testing.T) {
+	k := newFakeKafka(t)
+	dir := t.TempDir()
+	k.stop()
+	p, sp := newSpooledProducer(t, k.addr(), dir)
+	e := meteringEvent(event.NewIDGen(), 3)
+	e.CostMicros = 500
+	in, err := p.Intent(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Kind, e.CostMicros = event.KindUsage, 420
+	p.Complete(in, e)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	p.Close(ctx) //nolint:errcheck // the broker is down
+	sp.Close()
+	k.start()
+	p2, _ := newSpooledProducer(t, k.addr(), dir)
+	defer p2.Close(context.Background()) //nolint:errcheck
+	seen := consumeAll(t, k.addr(), 1)
+	if seen[e.ID] != 1 || len(seen) != 1 {
+		t.Fatalf("delivered %v", seen)
+	}
+	c, err := kgo.NewClient(kgo.SeedBrokers(k.addr()), kgo.ConsumeTopics("m"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pctx, pcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer pcancel()
+	var got event.Metering
+	c.PollFetches(pctx).EachRecord(func(r *kgo.Record) { event.DecodeMetering(r.Value, &got) }) //nolint:errcheck
+	if got.Kind != event.KindUsage || got.CostMicros != 420 {
+		t.Fatalf("delivered kind %v cost %d, want the usage event", got.Kind, got.CostMicros)
 	}
 }

@@ -38,14 +38,25 @@ func (p *Producer) Intent(e *event.Metering) (Intent, error) {
 	return Intent{seq: seq, id: e.ID, ok: true}, nil
 }
 
-// Complete marks the intent done; call it after the request's metering event
-// was handed to Metering. A completion lost in a crash makes the next start
-// produce the incomplete event too, with the same event id: the ledger keeps
-// one entry per id.
-func (p *Producer) Complete(in Intent) {
+// Complete marks the intent done with the request's metering event e: the
+// event is appended to the spool (fsync) as the completion and produced from
+// there by the drain, so the intent is only completed once its event is
+// durable. If the spool cannot take it, e goes to Kafka directly and the
+// intent stays open: the next start also charges it as incomplete, with the
+// same event id (the ledger keeps one entry per id).
+func (p *Producer) Complete(in Intent, e *event.Metering) {
 	if !in.ok || p.sp == nil {
+		p.Metering(e)
 		return
 	}
-	p.spoolRecord(tagCompletion, nil, in.id[:], false)
+	r := p.acquireRecord()
+	r.Key = e.Agent.AppendText(r.Key)
+	r.Value = e.AppendJSON(r.Value)
+	_, ok := p.spoolRecord(tagCompletion, r.Key, r.Value, false)
+	p.releaseRecord(r)
+	if !ok {
+		p.Metering(e)
+		return
+	}
 	p.sp.sp.Unpin(in.seq)
 }
