@@ -185,7 +185,9 @@ func (s *stack) consumers() {
 	agg := aggregate.New(s.rc, "faults-metrics")
 	ar := &recovery.AutoReconciler{Pool: s.pool, Store: s.rc, Admin: kadm.NewClient(adm),
 		Opt: recovery.ReconcileOptions{Topic: tp.Metering, Group: "faults-metrics", LedgerGroup: "faults-ledger", Wait: 5 * time.Minute}}
-	agg.EnsureReady = ar.EnsureReady
+	agg.Guard = ar.Guard
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); ar.Run(ctx) }() //nolint:errcheck
 	parts := []struct {
 		name, group string
 		h           runner.Handler

@@ -41,10 +41,11 @@ type Aggregator struct {
 	spends map[partKey][]budget.Spend
 	order  []partKey
 
-	// EnsureReady, when set, runs before every batch: the budget totals must
-	// be complete (recovery.AutoReconciler rebuilds them from the ledger when
-	// Redis lost them). An error holds the batch; the runner retries it.
-	EnsureReady func(ctx context.Context, b *runner.Batch) error
+	// Guard, when set, runs before every batch and its release after it:
+	// the budget totals must be complete (recovery.AutoReconciler rebuilds
+	// them from the ledger when Redis lost them, never while a batch is
+	// applied). An error holds the batch; the runner retries it.
+	Guard func(ctx context.Context, b *runner.Batch) (release func(), err error)
 }
 
 // New returns an Aggregator that fences its batches under group.
@@ -83,10 +84,12 @@ func (a *Aggregator) Decode(r *kgo.Record) error {
 // partial failure is retried whole; the fences make the repeat a no-op for
 // the roots that were applied.
 func (a *Aggregator) HandleBatch(ctx context.Context, b *runner.Batch) error {
-	if a.EnsureReady != nil {
-		if err := a.EnsureReady(ctx, b); err != nil {
+	if a.Guard != nil {
+		release, err := a.Guard(ctx, b)
+		if err != nil {
 			return err
 		}
+		defer release()
 	}
 	var sum, last int64
 	for _, k := range a.order {

@@ -101,7 +101,7 @@ func (e *env) runAggregator(auto bool) {
 	a := aggregate.New(e.store, e.aggGroup)
 	if auto {
 		ar := &AutoReconciler{Pool: e.pool, Store: e.store, Admin: e.adm, Opt: e.reconcileOptions(), CheckEvery: time.Nanosecond}
-		a.EnsureReady = ar.EnsureReady
+		a.Guard = ar.Guard
 	}
 	ctest.Consume(e.t, e.cfg, a, runner.Options{Name: "metrics", Group: e.aggGroup, Topics: []string{e.topic}, DLQTopic: e.dlq, MaxPollRecords: 40},
 		func() bool { return ctest.CommittedOffsets(e.t, e.cl, e.aggGroup) == end })
@@ -233,4 +233,33 @@ func TestAutoReconcileInAggregator(t *testing.T) {
 	if ok, _ := IsReady(ctx, e.store.Client(), e.readyKey); !ok {
 		t.Fatal("ready key not set by the aggregator")
 	}
+}
+
+// TestAutoReconcileWhileIdle: with no traffic (gateways fail closed without
+// the ready key, so none comes) the aggregator's Run rebuilds the totals.
+func TestAutoReconcileWhileIdle(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.produce(60)
+	e.runLedger()
+	e.runAggregator(false)
+	now := time.Now()
+	undisturbed := e.spent(now)
+	if err := e.store.Reset(ctx, e.root); err != nil {
+		t.Fatal(err)
+	}
+	if err := ClearReady(ctx, e.store.Client(), e.readyKey); err != nil {
+		t.Fatal(err)
+	}
+	ar := &AutoReconciler{Pool: e.pool, Store: e.store, Admin: e.adm, Opt: e.reconcileOptions(), CheckEvery: 50 * time.Millisecond}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { ar.Run(rctx); close(done) }() //nolint:errcheck
+	defer func() { cancel(); <-done }()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if ok, _ := IsReady(ctx, e.store.Client(), e.readyKey); ok {
+			break
+		}
+	}
+	equalTotals(t, "after the idle reconcile", e.spent(now), undisturbed)
 }
