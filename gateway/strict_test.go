@@ -60,6 +60,17 @@ func TestStrictRouteWritesIntents(t *testing.T) {
 	if got := s.metric(t, "caracal_strict_intents_total") - before; got != n {
 		t.Fatalf("%d intents for %d strict requests", got, n)
 	}
+	resp, err := http.Get("http://" + s.rg.AdminAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, name := range []string{"caracal_spool_records ", "caracal_spool_bytes ", "caracal_spool_oldest_age_seconds ", "caracal_spool_corrupt_records_total ", "caracal_producer_brokers_down "} {
+		if !strings.Contains(string(body), name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
 	evs := s.events(t, s.topic, n)
 	if len(evs) != n || s.mock.Stats().Requests != n {
 		t.Fatalf("%d events for %d upstream requests, want %d", len(evs), s.mock.Stats().Requests, n)

@@ -344,3 +344,49 @@ func TestStrictCompletionDurable(t *testing.T) {
 		t.Fatalf("delivered kind %v cost %d, want the usage event", got.Kind, got.CostMicros)
 	}
 }
+
+// TestHasRoomFailsClosedWhenSpoolFull: with the brokers down, admission
+// follows the spool; once it is full the gateway must refuse (503).
+func TestHasRoomFailsClosedWhenSpoolFull(t *testing.T) {
+	k := newFakeKafka(t)
+	k.stop()
+	p, err := NewProducer(spoolConfig(t, k.addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := spool.Open(spool.Options{Dir: t.TempDir(), MaxBytes: 64 << 10, SegmentBytes: 16 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	if err := p.UseSpool(sp, SpoolOptions{StallAfter: 200 * time.Millisecond, DrainEvery: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		p.Close(ctx) //nolint:errcheck
+	}()
+	g := event.NewIDGen()
+	for i := 0; i < 2000 && !p.BrokersDown(); i++ {
+		p.Metering(meteringEvent(g, i))
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !p.BrokersDown() {
+		t.Fatal("brokers never reported down")
+	}
+	admitted := 0
+	for i := 0; i < 5000 && p.HasRoom(); i++ {
+		p.Metering(meteringEvent(g, i))
+		admitted++
+	}
+	if p.HasRoom() {
+		t.Fatalf("still admitting after %d events into a 64 KiB spool", admitted)
+	}
+	if _, bytes, _ := sp.Stats(); bytes > 64<<10 {
+		t.Fatalf("spool holds %d bytes over its cap", bytes)
+	}
+	if p.Failed.Load() != 0 {
+		t.Fatalf("%d events failed", p.Failed.Load())
+	}
+}
