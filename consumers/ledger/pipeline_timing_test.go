@@ -1,0 +1,267 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/caracal-gw/caracal/consumers/runner"
+	"github.com/caracal-gw/caracal/internal/config"
+	"github.com/caracal-gw/caracal/internal/event"
+	"github.com/caracal-gw/caracal/internal/testenv"
+)
+
+// envInt reads a positive integer knob of the pipeline benchmarks.
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// firstDecode records when the runner handed the writer its first record.
+type firstDecode struct {
+	*Writer
+	first atomic.Int64
+}
+
+func (f *firstDecode) Decode(r *kgo.Record) error {
+	if f.first.Load() == 0 {
+		f.first.CompareAndSwap(0, time.Now().UnixNano())
+	}
+	return f.Writer.Decode(r)
+}
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// machineBusy returns the busy and total jiffies of all CPUs (/proc/stat).
+func machineBusy() (busy, total int64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	for i, f := range strings.Fields(line)[1:] {
+		v, _ := strconv.ParseInt(f, 10, 64)
+		total += v
+		if i != 3 && i != 4 { // idle, iowait
+			busy += v
+		}
+	}
+	return busy, total
+}
+
+// pipelineEvents produces n valid metering events to a new topic with the
+// given partitions and returns the records as produced.
+func pipelineEvents(b *testing.B, brokers []string, topic string, partitions, n int) []*kgo.Record {
+	b.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerLinger(5*time.Millisecond), kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(100000))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	adm := kadm.NewClient(cl)
+	res, err := adm.CreateTopics(ctx, int32(partitions), 1, nil, topic, topic+"-dlq")
+	if err == nil {
+		err = res.Error()
+	}
+	if err != nil {
+		b.Fatalf("cannot create topic %s: %v", topic, err)
+	}
+	b.Cleanup(func() {
+		c, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		kadm.NewClient(c).DeleteTopics(ctx, topic, topic+"-dlq") //nolint:errcheck
+	})
+	ids := event.NewIDGen()
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		agent := event.UUID{1, byte(i % 50)}
+		e := event.Metering{ID: ids.New(time.Now()), TimeUnixUs: time.Now().UnixMicro(), Kind: event.KindUsage,
+			Agent: agent, Root: agent, Route: []byte("openai"), Model: []byte("gpt-4o"),
+			RequestID: []byte("req-" + strconv.Itoa(i)), Gateway: []byte("gw1"), InputTokens: int64(i % 1000),
+			OutputTokens: 200, CostMicros: int64(1000 + i%777), ReservedMicros: 5000,
+			Currency: [3]byte{'U', 'S', 'D'}, Status: 200, LatencyUs: 900, Pricing: event.PricingTokens}
+		recs[i] = &kgo.Record{Topic: topic, Partition: int32(i % partitions), Key: agent[:], Value: e.AppendJSON(nil)}
+	}
+	var check event.Metering
+	if err := event.DecodeMetering(recs[0].Value, &check); err != nil {
+		b.Fatalf("the benchmark's events are invalid: %v", err)
+	}
+	const chunk = 20000
+	for i := 0; i < n; i += chunk {
+		if err := cl.ProduceSync(ctx, recs[i:min(i+chunk, n)]...).FirstErr(); err != nil {
+			b.Fatalf("cannot produce: %v", err)
+		}
+	}
+	return recs
+}
+
+// BenchmarkPipelineEndToEnd is the end-to-end figure of issue 4: N events
+// (CARACAL_PIPELINE_EVENTS, default 100000) already on the real broker in a
+// fresh topic of CARACAL_PIPELINE_PARTITIONS (default 6) partitions are
+// consumed by the real runner with the LedgerWriter (max.poll.records
+// CARACAL_PIPELINE_POLL, default the configuration's) and the sealer
+// (default consume flags: checkpoint every 10000 or 2 s, 20000 per seal) on
+// a fresh database, until all N rows are committed, sealed and under a
+// signed checkpoint of size N. The clock runs from the first record the
+// writer sees (after the group join) to that checkpoint. In the same run
+// the same N rows are COPYed by plain pgx into an unindexed table of the
+// staging shape, 5000 rows per COPY: the ceiling. Run with -benchtime=1x.
+func BenchmarkPipelineEndToEnd(b *testing.B) {
+	n := envInt("CARACAL_PIPELINE_EVENTS", 100000)
+	parts := envInt("CARACAL_PIPELINE_PARTITIONS", 6)
+	brokers := testenv.KafkaBrokers(b)
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		cfg := testenv.Config(b)
+		cfg.Kafka.Brokers = brokers
+		cfg.Kafka.Consumer.MaxPollRecords = envInt("CARACAL_PIPELINE_POLL", cfg.Kafka.Consumer.MaxPollRecords)
+		pool := testenv.PG(b)
+		topic, group := testenv.Name("pipe-"), testenv.Name("g-")
+		recs := pipelineEvents(b, brokers, topic, parts, n)
+		r := runPipeline(b, cfg, pool, topic, group, int64(n))
+		copyRate := rawCopyRate(b, pool, recs)
+		b.ReportMetric(r.rate, "events/s")
+		b.ReportMetric(float64(n)/r.commit.Seconds(), "committed-events/s")
+		b.ReportMetric(copyRate, "copy-events/s")
+		b.ReportMetric(r.rate/copyRate, "x-copy")
+		b.ReportMetric(r.cpu/float64(n)*1e6, "cpu-µs/event")
+		b.ReportMetric(r.machine*100, "machine-busy-%")
+		b.Logf("N=%d partitions=%d poll=%d: commit %v, sealed %v, checkpoint %v; COPY %.0f/s; process CPU %.2f s",
+			n, parts, cfg.Kafka.Consumer.MaxPollRecords, r.commit, r.sealed, r.total, copyRate, r.cpu)
+	}
+}
+
+type pipelineResult struct {
+	commit, sealed, total time.Duration
+	rate, cpu, machine    float64
+}
+
+func runPipeline(b *testing.B, cfg *config.Config, pool *pgxpool.Pool, topic, group string, n int64) pipelineResult {
+	b.Helper()
+	skey, _, err := GenerateKey("caracal-ledger-bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := &firstDecode{Writer: NewWriter(pool, group)}
+	rn, err := runner.New(cfg, w, runner.Options{Name: "ledger", Group: group, Topics: []string{topic},
+		DLQTopic: topic + "-dlq", MaxPollRecords: cfg.Kafka.Consumer.MaxPollRecords})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rn.Close()
+	sealer := NewSealer(pool, SealerOptions{Signer: signer, CheckpointEvery: 10000, CheckpointInterval: 2 * time.Second, BatchSize: 20000})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	for _, run := range []func(context.Context) error{rn.Run, sealer.Run} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(ctx); err != nil {
+				b.Errorf("pipeline: %v", err)
+			}
+		}()
+	}
+	cpu0 := cpuSeconds()
+	busy0, total0 := machineBusy()
+	b.StartTimer()
+	var res pipelineResult
+	var committedAt, sealedAt time.Time
+	q := func(sql string) int64 {
+		var v int64
+		if err := pool.QueryRow(ctx, sql).Scan(&v); err != nil {
+			b.Fatalf("%s: %v", sql, err)
+		}
+		return v
+	}
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		now := time.Now()
+		if now.After(deadline) {
+			b.Fatalf("not done in 10 minutes: %d committed, %d sealed", q(`SELECT next_seq FROM ledger_counter`), q(`SELECT tree_size FROM merkle_head`))
+		}
+		if committedAt.IsZero() && q(`SELECT next_seq FROM ledger_counter`) == n {
+			committedAt = now
+		}
+		if sealedAt.IsZero() && q(`SELECT tree_size FROM merkle_head`) == n {
+			sealedAt = now
+		}
+		if !sealedAt.IsZero() && q(`SELECT coalesce(max(tree_size), 0) FROM merkle_checkpoints`) == n {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	end := time.Now()
+	b.StopTimer()
+	res.cpu = cpuSeconds() - cpu0
+	busy1, total1 := machineBusy()
+	if total1 > total0 {
+		res.machine = float64(busy1-busy0) / float64(total1-total0)
+	}
+	first := time.Unix(0, w.first.Load())
+	res.commit, res.sealed, res.total = committedAt.Sub(first), sealedAt.Sub(first), end.Sub(first)
+	res.rate = float64(n) / res.total.Seconds()
+	if got := q(`SELECT count(*) FROM ledger`); got != n {
+		b.Fatalf("%d ledger rows, want %d", got, n)
+	}
+	return res
+}
+
+// rawCopyRate COPYs the rows of recs (decoded as the writer does) into an
+// unindexed table of the staging shape, 5000 per COPY, and returns rows/s.
+func rawCopyRate(b *testing.B, pool *pgxpool.Pool, recs []*kgo.Record) float64 {
+	b.Helper()
+	ctx := context.Background()
+	w := NewWriter(pool, "raw")
+	for _, r := range recs {
+		if err := w.Decode(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rows := w.rows
+	if _, err := pool.Exec(ctx, `CREATE TABLE raw_copy (ord int, event_id uuid, ts timestamptz, kind smallint, agent_id uuid, root_id uuid,
+		route text, model text, request_id text, gateway text, input_tokens bigint, output_tokens bigint, cost_micros bigint,
+		reserved_micros bigint, currency char(3), status int, latency_us bigint, pricing smallint, src_partition int, src_offset bigint)`); err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	for i := 0; i < len(rows); i += benchBatch {
+		if _, err := pool.CopyFrom(ctx, pgx.Identifier{"raw_copy"}, stageColumns, &stageSource{rows: rows[i:min(i+benchBatch, len(rows))], i: -1}); err != nil {
+			b.Fatal(fmt.Errorf("cannot copy: %w", err))
+		}
+	}
+	return float64(len(rows)) / time.Since(start).Seconds()
+}
