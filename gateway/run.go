@@ -116,12 +116,12 @@ func StartWith(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool, so S
 		return fail(err)
 	}
 	// The disk spool (issue 6, spool.go); stopped after the producer.
-	sp, err := openSpool(cfg, so.SpoolDir)
+	sp, tempSpool, err := openSpoolTemp(cfg, so.SpoolDir)
 	if err != nil {
 		prod.Close(ctx) //nolint:errcheck
 		return fail(err)
 	}
-	rg.stop = append(rg.stop, func(context.Context) error { return sp.Close() })
+	rg.stop = append(rg.stop, func(context.Context) error { return closeSpool(sp, tempSpool) })
 	if err := prod.UseSpool(sp, meter.SpoolOptions{}); err != nil {
 		prod.Close(ctx) //nolint:errcheck
 		return fail(err)

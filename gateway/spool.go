@@ -17,11 +17,15 @@ const (
 	envSpoolMaxBytes = "CARACAL_SPOOL_MAX_BYTES"
 )
 
-// openSpool opens the gateway's disk spool. Without a directory from the
+// openSpoolTemp opens the gateway's disk spool. Without a directory from the
 // options or the environment it is $TMPDIR/caracal-spool-<host>-<port>, read
 // back at the next start; a gateway listening on port 0 (tests) gets a fresh
 // temporary directory.
-func openSpool(cfg *config.Config, dir string) (*spool.Spool, error) {
+//
+// temp reports a fresh temporary directory (removed by closeSpool when it is
+// left empty).
+func openSpoolTemp(cfg *config.Config, dir string) (*spool.Spool, bool, error) {
+	temp := false
 	if dir == "" {
 		dir = os.Getenv(envSpoolDir)
 	}
@@ -30,9 +34,9 @@ func openSpool(cfg *config.Config, dir string) (*spool.Spool, error) {
 		if port == "" || port == "0" {
 			d, err := os.MkdirTemp("", "caracal-spool-")
 			if err != nil {
-				return nil, fmt.Errorf("cannot create a spool directory: %w", err)
+				return nil, false, fmt.Errorf("cannot create a spool directory: %w", err)
 			}
-			dir = d
+			dir, temp = d, true
 		} else {
 			host, _ := os.Hostname()
 			dir = spool.DefaultDir(host + "-" + port)
@@ -42,9 +46,21 @@ func openSpool(cfg *config.Config, dir string) (*spool.Spool, error) {
 	if v := os.Getenv(envSpoolMaxBytes); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n <= 0 {
-			return nil, fmt.Errorf("cannot use %s=%q: want a positive number of bytes", envSpoolMaxBytes, v)
+			return nil, false, fmt.Errorf("cannot use %s=%q: want a positive number of bytes", envSpoolMaxBytes, v)
 		}
 		maxBytes = n
 	}
-	return spool.Open(spool.Options{Dir: dir, MaxBytes: maxBytes})
+	sp, err := spool.Open(spool.Options{Dir: dir, MaxBytes: maxBytes})
+	return sp, temp, err
+}
+
+// closeSpool closes sp and removes a temporary spool directory that holds
+// no records.
+func closeSpool(sp *spool.Spool, temp bool) error {
+	records, _, _ := sp.Stats()
+	err := sp.Close()
+	if temp && records == 0 && err == nil {
+		os.RemoveAll(sp.Dir()) //nolint:errcheck
+	}
+	return err
 }
