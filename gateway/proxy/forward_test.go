@@ -246,7 +246,10 @@ func TestForwardClientDisconnect(t *testing.T) {
 			w.WriteString("data: one\n\n")
 			w.Flush()
 			<-next
-			for i := 0; i < 1000; i++ {
+			// Far more than socket buffers hold, so writing to the
+			// departed client must fail (a few KB may still be accepted
+			// by the kernel after the close).
+			for i := 0; i < 200000; i++ {
 				if _, err := w.WriteString("data: more\n\n"); err != nil {
 					return
 				}
