@@ -2,10 +2,12 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -31,6 +33,8 @@ type Writer struct {
 	ev     event.Metering
 	rows   []stageRow
 	months map[int64]bool // months (Unix month number) whose partitions exist
+	seen   map[[16]byte]struct{}
+	fresh  []int32 // indexes into rows of the first copy of each id
 
 	// beforeCommit fails a transaction in tests.
 	beforeCommit func() error
@@ -53,7 +57,7 @@ type stageRow struct {
 
 // NewWriter returns a Writer storing offsets under group.
 func NewWriter(pool *pgxpool.Pool, group string) *Writer {
-	return &Writer{pool: pool, group: group, now: time.Now, months: map[int64]bool{}}
+	return &Writer{pool: pool, group: group, now: time.Now, months: map[int64]bool{}, seen: map[[16]byte]struct{}{}}
 }
 
 // Begin implements runner.Handler.
@@ -128,7 +132,13 @@ func (w *Writer) HandleBatch(ctx context.Context, b *runner.Batch) error {
 		return fmt.Errorf("cannot begin the ledger transaction: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
+	copied := false
 	if len(w.rows) > 0 {
+		if copied, err = w.copyFresh(ctx, tx); err != nil {
+			return err
+		}
+	}
+	if len(w.rows) > 0 && !copied {
 		if _, err := tx.Exec(ctx, createStage); err != nil {
 			return fmt.Errorf("cannot create the ledger staging table: %w", err)
 		}
@@ -200,6 +210,82 @@ func (s *stageSource) Values() ([]any, error) {
 	r := &s.rows[s.i]
 	v := &s.vals
 	v[0], v[1], v[2], v[3], v[4], v[5] = r.ord, r.id, r.ts, r.kind, r.agent, r.root
+	v[6], v[7], v[8], v[9] = r.route, r.model, r.reqID, r.gateway
+	v[10], v[11], v[12], v[13] = r.in, r.out, r.cost, r.reserved
+	v[14], v[15], v[16], v[17], v[18], v[19] = r.currency, r.status, r.latency, r.pricing, r.partition, r.offset
+	return v[:], nil
+}
+
+var ledgerColumns = []string{"seq", "event_id", "ts", "kind", "agent_id", "root_id", "route", "model",
+	"request_id", "gateway", "input_tokens", "output_tokens", "cost_micros", "reserved_micros",
+	"currency", "status", "latency_us", "pricing", "src_partition", "src_offset"}
+
+// copyFresh is the fast path of a batch whose ids are all new (the common
+// case: replays happen only after a crash or a rebalance). Under the
+// counter's row lock it numbers the first copy of each id in batch order
+// and COPYs the ids into ledger_ids inside a savepoint: the primary key
+// refuses an id already in the ledger, and then the savepoint is rolled
+// back and false returned, for the staging path to drop the duplicates.
+// Otherwise the rows are COPYed into ledger and the counter moved.
+func (w *Writer) copyFresh(ctx context.Context, tx pgx.Tx) (bool, error) {
+	var next int64
+	if err := tx.QueryRow(ctx, `SELECT next_seq FROM ledger_counter FOR UPDATE`).Scan(&next); err != nil {
+		return false, fmt.Errorf("cannot lock the ledger counter: %w", err)
+	}
+	clear(w.seen)
+	w.fresh = w.fresh[:0]
+	for i := range w.rows {
+		if _, dup := w.seen[w.rows[i].id]; dup {
+			continue
+		}
+		w.seen[w.rows[i].id] = struct{}{}
+		w.fresh = append(w.fresh, int32(i))
+	}
+	if _, err := tx.Exec(ctx, `SAVEPOINT ledger_fast`); err != nil {
+		return false, fmt.Errorf("cannot set a savepoint: %w", err)
+	}
+	src := &freshSource{w: w, next: next, i: -1}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ledger_ids"}, []string{"event_id", "seq"}, src); err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "23505" { // unique_violation: a replayed id
+			if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT ledger_fast`); err != nil {
+				return false, fmt.Errorf("cannot roll back to the savepoint: %w", err)
+			}
+			return false, nil
+		}
+		return false, fmt.Errorf("cannot copy ledger ids: %w", err)
+	}
+	src = &freshSource{w: w, next: next, i: -1, full: true}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"ledger"}, ledgerColumns, src); err != nil {
+		return false, fmt.Errorf("cannot copy ledger entries: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE ledger_counter SET next_seq = $1`, next+int64(len(w.fresh))); err != nil {
+		return false, fmt.Errorf("cannot move the ledger counter: %w", err)
+	}
+	return true, nil
+}
+
+// freshSource feeds the first copy of each id, numbered from next, to
+// CopyFrom: (event_id, seq) for ledger_ids, or ledgerColumns when full.
+type freshSource struct {
+	w    *Writer
+	next int64
+	i    int
+	full bool
+	vals [20]any
+}
+
+func (s *freshSource) Next() bool { s.i++; return s.i < len(s.w.fresh) }
+func (s *freshSource) Err() error { return nil }
+func (s *freshSource) Values() ([]any, error) {
+	r := &s.w.rows[s.w.fresh[s.i]]
+	seq := s.next + int64(s.i)
+	v := &s.vals
+	if !s.full {
+		v[0], v[1] = r.id, seq
+		return v[:2], nil
+	}
+	v[0], v[1], v[2], v[3], v[4], v[5] = seq, r.id, r.ts, r.kind, r.agent, r.root
 	v[6], v[7], v[8], v[9] = r.route, r.model, r.reqID, r.gateway
 	v[10], v[11], v[12], v[13] = r.in, r.out, r.cost, r.reserved
 	v[14], v[15], v[16], v[17], v[18], v[19] = r.currency, r.status, r.latency, r.pricing, r.partition, r.offset
