@@ -265,3 +265,74 @@ func rawCopyRate(b *testing.B, pool *pgxpool.Pool, recs []*kgo.Record) float64 {
 	}
 	return float64(len(rows)) / time.Since(start).Seconds()
 }
+
+// The COPY fast path and its fallback keep the writer's semantics: the
+// first copy of an id in a batch wins, an id already in the ledger is
+// dropped, seq stays dense in batch order, and the batch is all or nothing.
+func TestWriterFastPathAndFallback(t *testing.T) {
+	pool := testenv.PG(t)
+	ctx := context.Background()
+	w := NewWriter(pool, "g")
+	q := func(sql string) int64 {
+		var v int64
+		if err := pool.QueryRow(ctx, sql).Scan(&v); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		return v
+	}
+	first := benchRows(10)
+	// Fast path: a batch with an id twice (rows 3 and 7): 9 entries, row 3's kept.
+	w.rows = append([]stageRow(nil), first...)
+	w.rows[7].id, w.rows[7].cost = w.rows[3].id, 999
+	if err := w.HandleBatch(ctx, &runner.Batch{Next: runner.Offsets{"t": {0: 10}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := q(`SELECT count(*) FROM ledger WHERE cost_micros = 999`); got != 0 {
+		t.Fatal("a later copy of an id in the batch won")
+	}
+	// Fallback: a batch of 2 replayed ids and 5 new ones: 5 entries added.
+	more := benchRows(5)
+	w.rows = []stageRow{first[0], more[0], more[1], first[5], more[2], more[3], more[4]}
+	if err := w.HandleBatch(ctx, &runner.Batch{Next: runner.Offsets{"t": {0: 17}}}); err != nil {
+		t.Fatal(err)
+	}
+	// A batch of replays only.
+	w.rows = append([]stageRow(nil), first[:4]...)
+	if err := w.HandleBatch(ctx, &runner.Batch{Next: runner.Offsets{"t": {0: 21}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		sql  string
+		want int64
+	}{
+		{`SELECT count(*) FROM ledger`, 14},
+		{`SELECT count(DISTINCT event_id) FROM ledger`, 14},
+		{`SELECT max(seq) + 1 FROM ledger`, 14},
+		{`SELECT next_seq FROM ledger_counter`, 14},
+		{`SELECT count(*) FROM ledger l JOIN ledger_ids i USING (event_id, seq)`, 14},
+		{`SELECT next_offset FROM consumer_offsets WHERE group_id = 'g'`, 21},
+	} {
+		if got := q(c.sql); got != c.want {
+			t.Errorf("%s = %d, want %d", c.sql, got, c.want)
+		}
+	}
+	// The new ids of the fallback batch are numbered 9..13 in batch order.
+	rows, err := pool.Query(ctx, `SELECT event_id FROM ledger WHERE seq >= 9 ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got [][16]byte
+	for rows.Next() {
+		var id [16]byte
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, id)
+	}
+	rows.Close()
+	for i, r := range more {
+		if i >= len(got) || got[i] != r.id {
+			t.Fatalf("entry %d is not the new id %d of the batch", 9+i, i)
+		}
+	}
+}
