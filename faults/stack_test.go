@@ -45,30 +45,38 @@ const chatBody = `{"model":"gpt-test","max_tokens":50,"messages":[{"role":"user"
 
 // stack is the whole pipeline on private services.
 type stack struct {
-	t        *testing.T
-	k        *kafka
-	r        *redis
-	pg       *postgres
-	cfg      *config.Config
-	pool     *pgxpool.Pool
-	mock     *mockupstream.Server
-	gw       *gateway.Running
-	gwAddr   string
-	key      string
-	org, bot event.UUID
-	verifier note.Verifier
-	rc       *budget.Store
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	t      *testing.T
+	k      *kafka
+	r      *redis
+	pg     *postgres
+	cfg    *config.Config
+	pool   *pgxpool.Pool
+	mock   *mockupstream.Server
+	gw     *gateway.Running
+	gwAddr string
+	// externalLedger: the ledger writer runs as a process of its own.
+	externalLedger bool
+	key            string
+	org, bot       event.UUID
+	verifier       note.Verifier
+	rc             *budget.Store
+	cancel         context.CancelFunc
+	wg             sync.WaitGroup
 }
 
-func newStack(t *testing.T, strict bool) *stack { return newStackWith(t, strict, false, 0) }
+func newStack(t *testing.T, strict bool) *stack { return newStackWith(t, stackOptions{strict: strict}) }
 
-// newStackWith optionally leaves the gateway out (a test runs it as a
-// process of its own) and gives the upstream a latency (requests in flight
-// at the upstream when a fault hits).
-func newStackWith(t *testing.T, strict, external bool, latency time.Duration) *stack {
-	s := &stack{t: t, k: startKafka(t), r: startRedis(t), pg: startPostgres(t)}
+// stackOptions: a strict route; the gateway or the ledger writer left out
+// (a test runs it as a process of its own); an upstream latency (requests
+// in flight at the upstream when a fault hits).
+type stackOptions struct {
+	strict, externalGateway, externalLedger bool
+	latency                                 time.Duration
+}
+
+func newStackWith(t *testing.T, o stackOptions) *stack {
+	s := &stack{t: t, k: startKafka(t), r: startRedis(t), pg: startPostgres(t), externalLedger: o.externalLedger}
+	strict, external, latency := o.strict, o.externalGateway, o.latency
 	ctx := context.Background()
 	admin, err := pgxpool.New(ctx, s.pg.url("postgres"))
 	if err != nil {
@@ -191,7 +199,13 @@ func (s *stack) consumers() {
 	parts := []struct {
 		name, group string
 		h           runner.Handler
-	}{{"ledger", "faults-ledger", ledger.NewWriter(s.pool, "faults-ledger")}, {"metrics", "faults-metrics", agg}}
+	}{{"metrics", "faults-metrics", agg}}
+	if !s.externalLedger {
+		parts = append(parts, struct {
+			name, group string
+			h           runner.Handler
+		}{"ledger", "faults-ledger", ledger.NewWriter(s.pool, "faults-ledger")})
+	}
 	for _, p := range parts {
 		r, err := runner.New(s.cfg, p.h, runner.Options{Name: p.name, Group: p.group, Topics: []string{tp.Metering}, DLQTopic: tp.DLQ,
 			MaxPollRecords: 500, RetryMin: 50 * time.Millisecond, RetryMax: time.Second})
@@ -248,14 +262,15 @@ func (s *stack) check(sum *loadtest.Summary, m mode) {
 	served := s.mock.Stats().Requests
 	var rows, dupIDs, dupReq, incomplete int64
 	// Drained: every served request is in, or (default-mode kill) the count
-	// has not moved for 15 s; at most 3 minutes.
+	// has not moved for 90 s (a consumer killed -9 leaves its group member
+	// behind until the rebalance timeout); at most 4 minutes.
 	last, since := int64(-1), time.Now()
-	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+	for deadline := time.Now().Add(4 * time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
 		if err := s.pool.QueryRow(ctx, `SELECT count(*), count(*) - count(DISTINCT event_id), count(*) - count(DISTINCT request_id),
 			count(*) FILTER (WHERE kind = $1) FROM ledger`, int(event.KindIncomplete)).Scan(&rows, &dupIDs, &dupReq, &incomplete); err != nil {
 			continue
 		}
-		if rows >= served || (rows == last && time.Since(since) > 15*time.Second) {
+		if rows >= served || (rows == last && time.Since(since) > 90*time.Second) {
 			break
 		}
 		if rows != last {

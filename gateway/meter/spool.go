@@ -257,6 +257,9 @@ func (p *Producer) drainOnce(st *spoolState, buf []byte) ([]byte, error) {
 			if buf, err = p.produceSegment(st, seg, buf); err != nil {
 				return buf, err
 			}
+			if err := st.sp.MarkProduced(seg); err != nil {
+				return buf, err
+			}
 		}
 		if _, err := st.sp.Remove(seg); err != nil {
 			return buf, err

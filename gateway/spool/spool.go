@@ -161,6 +161,9 @@ func (s *Spool) load() error {
 			continue
 		}
 		seg := &Segment{Seq: seq, Path: filepath.Join(s.opt.Dir, name), sealed: true}
+		if _, err := os.Stat(seg.Path + producedSuffix); err == nil {
+			seg.Produced = true
+		}
 		if buf, err = s.scan(seg, buf); err != nil {
 			return err
 		}
@@ -467,6 +470,36 @@ func (s *Spool) Read(seg *Segment, buf []byte, fn func(Record) error) ([]byte, e
 	return b, nil
 }
 
+// producedSuffix marks a segment whose records were all delivered but that
+// is kept (pinned by strict-mode intents): a restart does not deliver it
+// again.
+const producedSuffix = ".produced"
+
+// MarkProduced records durably that every record of a sealed segment was
+// delivered, so a restart does not deliver them again while the segment is
+// kept for its pinned intents.
+func (s *Spool) MarkProduced(seg *Segment) error {
+	s.mu.Lock()
+	seg.Produced = true
+	keep := seg.pins > 0
+	s.mu.Unlock()
+	if !keep {
+		return nil // Remove deletes it now
+	}
+	f, err := os.OpenFile(seg.Path+producedSuffix, os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("cannot mark spool segment produced: %w", err)
+	}
+	err = f.Close()
+	if err == nil && !s.opt.NoSync {
+		err = syncDir(s.opt.Dir)
+	}
+	if err != nil {
+		return fmt.Errorf("cannot mark spool segment produced: %w", err)
+	}
+	return nil
+}
+
 // Remove deletes a sealed segment whose records were all delivered; it
 // reports false (and keeps it) while strict-mode intents in it are pinned.
 func (s *Spool) Remove(seg *Segment) (bool, error) {
@@ -482,6 +515,7 @@ func (s *Spool) Remove(seg *Segment) (bool, error) {
 	if err := os.Remove(seg.Path); err != nil && !os.IsNotExist(err) {
 		return false, fmt.Errorf("cannot remove spool segment: %w", err)
 	}
+	os.Remove(seg.Path + producedSuffix) //nolint:errcheck // absent unless it was pinned
 	for i, x := range s.segs {
 		if x == seg {
 			s.segs = append(s.segs[:i], s.segs[i+1:]...)

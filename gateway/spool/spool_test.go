@@ -258,3 +258,33 @@ func TestDirLocked(t *testing.T) {
 		t.Fatal("a second spool opened the same directory")
 	}
 }
+
+func TestProducedMarkSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, Options{})
+	seq, err := s.Append(4, []byte("intent"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Append(1, []byte("event"), false) //nolint:errcheck
+	s.Seal()
+	seg := s.Sealed()[0]
+	if err := s.MarkProduced(seg); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.Remove(seg); ok {
+		t.Fatal("a pinned segment was removed")
+	}
+	s.Close()
+	s2 := open(t, dir, Options{})
+	if segs := s2.Sealed(); len(segs) != 1 || !segs[0].Produced {
+		t.Fatalf("after restart: %+v", segs)
+	}
+	s2.Unpin(seq) // pins do not survive a restart: nothing to release
+	if ok, err := s2.Remove(s2.Sealed()[0]); !ok || err != nil {
+		t.Fatalf("remove = %v %v", ok, err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("%d files left, want only LOCK", len(ents))
+	}
+}
