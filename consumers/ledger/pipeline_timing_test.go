@@ -32,17 +32,31 @@ func envInt(name string, def int) int {
 	return def
 }
 
-// firstDecode records when the runner handed the writer its first record.
+// firstDecode records when the runner handed the writer its first record
+// and the time spent in Decode and in HandleBatch.
 type firstDecode struct {
 	*Writer
-	first atomic.Int64
+	first          atomic.Int64
+	decode, handle time.Duration
+	batches        int
 }
 
 func (f *firstDecode) Decode(r *kgo.Record) error {
+	t0 := time.Now()
 	if f.first.Load() == 0 {
-		f.first.CompareAndSwap(0, time.Now().UnixNano())
+		f.first.CompareAndSwap(0, t0.UnixNano())
 	}
-	return f.Writer.Decode(r)
+	err := f.Writer.Decode(r)
+	f.decode += time.Since(t0)
+	return err
+}
+
+func (f *firstDecode) HandleBatch(ctx context.Context, b *runner.Batch) error {
+	t0 := time.Now()
+	err := f.Writer.HandleBatch(ctx, b)
+	f.handle += time.Since(t0)
+	f.batches++
+	return err
 }
 
 func cpuSeconds() float64 {
@@ -155,13 +169,17 @@ func BenchmarkPipelineEndToEnd(b *testing.B) {
 		b.ReportMetric(r.rate/copyRate, "x-copy")
 		b.ReportMetric(r.cpu/float64(n)*1e6, "cpu-µs/event")
 		b.ReportMetric(r.machine*100, "machine-busy-%")
-		b.Logf("N=%d partitions=%d poll=%d: commit %v, sealed %v, checkpoint %v; COPY %.0f/s; process CPU %.2f s",
-			n, parts, cfg.Kafka.Consumer.MaxPollRecords, r.commit, r.sealed, r.total, copyRate, r.cpu)
+		b.Logf("N=%d partitions=%d poll=%d: commit %v, sealed %v, checkpoint %v; COPY %.0f/s; process CPU %.2f s; "+
+			"%d batches, in Decode %v, in HandleBatch %v, the rest of the runner loop (fetch wait, Kafka commit) %v",
+			n, parts, cfg.Kafka.Consumer.MaxPollRecords, r.commit, r.sealed, r.total, copyRate, r.cpu,
+			r.batches, r.decode, r.handle, r.commit-r.decode-r.handle)
 	}
 }
 
 type pipelineResult struct {
 	commit, sealed, total time.Duration
+	decode, handle        time.Duration
+	batches               int
 	rate, cpu, machine    float64
 }
 
@@ -234,6 +252,7 @@ func runPipeline(b *testing.B, cfg *config.Config, pool *pgxpool.Pool, topic, gr
 	first := time.Unix(0, w.first.Load())
 	res.commit, res.sealed, res.total = committedAt.Sub(first), sealedAt.Sub(first), end.Sub(first)
 	res.rate = float64(n) / res.total.Seconds()
+	res.decode, res.handle, res.batches = w.decode, w.handle, w.batches
 	if got := q(`SELECT count(*) FROM ledger`); got != n {
 		b.Fatalf("%d ledger rows, want %d", got, n)
 	}
