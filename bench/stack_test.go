@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/caracal-gw/caracal/gateway"
+	"github.com/caracal-gw/caracal/internal/budget"
 	"github.com/caracal-gw/caracal/internal/config"
 	"github.com/caracal-gw/caracal/internal/store"
 	"github.com/caracal-gw/caracal/internal/testenv"
@@ -99,6 +100,16 @@ func newGatewayStack(b testing.TB) *gatewayStack {
 		}
 	}
 	k, err := store.CreateKey(ctx, pool, store.NewKey{Agent: bot})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.Redis.BudgetReadyKey = testenv.Name("cr:bench:ready:")
+	rc, err := budget.NewClient(cfg.Redis)
+	if err != nil {
+		b.Fatal(err)
+	}
+	err = rc.Do(ctx, rc.B().Set().Key(cfg.Redis.BudgetReadyKey).Value("1").Ex(time.Hour).Build()).Error()
+	rc.Close()
 	if err != nil {
 		b.Fatal(err)
 	}

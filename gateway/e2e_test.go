@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/caracal-gw/caracal/internal/budget"
 	"github.com/caracal-gw/caracal/internal/config"
 	"github.com/caracal-gw/caracal/internal/event"
 	"github.com/caracal-gw/caracal/internal/store"
@@ -136,6 +137,7 @@ func newStackWith(t *testing.T, parentLimitMicros, childLimitMicros int64, so St
 	var k store.CreatedKey
 	must(t, func() error { var err error; k, err = store.CreateKey(ctx, pool, store.NewKey{Agent: bot}); return err })
 
+	markBudgetReady(t, cfg)
 	rg, err := StartWith(ctx, cfg, pool, so)
 	if err != nil {
 		t.Fatal(err)
@@ -533,5 +535,60 @@ func TestGatewayAuthFailuresThrottled(t *testing.T) {
 		if !strings.Contains(string(r), `"key_prefix":"`+s.key[:16]+`"`) {
 			t.Fatalf("audit record without the key prefix: %s", r)
 		}
+	}
+}
+
+// markBudgetReady gives the test gateway its own budget-ready key and sets
+// it, as `caracal reconcile` or the metrics consumer would.
+func markBudgetReady(t testing.TB, cfg *config.Config) {
+	t.Helper()
+	cfg.Redis.BudgetReadyKey = testenv.Name("cr:test:ready:")
+	rc, err := budget.NewClient(cfg.Redis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	ctx := context.Background()
+	if err := rc.Do(ctx, rc.B().Set().Key(cfg.Redis.BudgetReadyKey).Value("1").Ex(time.Hour).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestGatewayFailsClosedWithoutBudgetTotals: when the budget-ready key is
+// gone (Redis lost its data and no reconcile ran yet), the gateway reports
+// not ready and refuses requests with 503; once it is back, it serves.
+func TestGatewayFailsClosedWithoutBudgetTotals(t *testing.T) {
+	s := newStack(t, 5_000_000)
+	rc, err := budget.NewClient(s.cfg.Redis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	ctx := context.Background()
+	if err := rc.Do(ctx, rc.B().Del().Key(s.cfg.Redis.BudgetReadyKey).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	notReady := false
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && !notReady; time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get("http://" + s.rg.AdminAddr + "/readyz")
+		if err == nil {
+			notReady = resp.StatusCode == 503
+			resp.Body.Close()
+		}
+	}
+	if !notReady {
+		t.Fatal("/readyz stayed ready without the budget totals")
+	}
+	resp, body := s.post(t, "/openai/chat/completions", s.key, chatBody)
+	var e errorBody
+	if resp.StatusCode != 503 || json.Unmarshal(body, &e) != nil || e.Error.Code != "budget_unavailable" {
+		t.Fatalf("served without budget totals: %d %s", resp.StatusCode, body)
+	}
+	if err := rc.Do(ctx, rc.B().Set().Key(s.cfg.Redis.BudgetReadyKey).Value("1").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	s.waitReady(t)
+	if resp, body := s.post(t, "/openai/chat/completions", s.key, chatBody); resp.StatusCode != 200 {
+		t.Fatalf("after the totals came back: %d %s", resp.StatusCode, body)
 	}
 }

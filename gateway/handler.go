@@ -170,6 +170,11 @@ func (s *reqState) admit(ctx *fasthttp.RequestCtx) bool {
 	if !s.checkPolicy(ctx) {
 		return false
 	}
+	if !g.budgetReady() {
+		// Redis is down or its totals are incomplete: never forward unmetered.
+		s.fail(ctx, CodeBudgetUnavailable, "")
+		return false
+	}
 	if (s.route.ReplayRequired || s.agent.ReplayRequired) && !s.checkReplay(ctx) {
 		return false
 	}

@@ -90,7 +90,7 @@ func StartWith(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool, so S
 	var redisOK atomic.Bool
 	pctx, pcancel := context.WithCancel(context.WithoutCancel(ctx))
 	pdone := make(chan struct{})
-	go func() { pingLoop(pctx, rc, &redisOK); close(pdone) }()
+	go func() { pingLoop(pctx, rc, cfg.Redis.BudgetReadyKey, &redisOK); close(pdone) }()
 	rg.stop = append(rg.stop, func(context.Context) error { pcancel(); <-pdone; return nil })
 
 	leaser, err := budget.NewLeaser(budget.NewStore(rc), budget.LeaserOptions{
@@ -216,18 +216,21 @@ func ignoreClosed(err error) error {
 	return err
 }
 
-// pingLoop keeps ok true while Redis answers PING.
-func pingLoop(ctx context.Context, rc rueidis.Client, ok *atomic.Bool) {
+// pingLoop keeps ok true while Redis answers and holds the budget-ready key:
+// without it the spend totals are incomplete (Redis lost its data and no
+// reconcile has run), and the gateway fails closed.
+func pingLoop(ctx context.Context, rc rueidis.Client, readyKey string, ok *atomic.Bool) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		err := rc.Do(pctx, rc.B().Ping().Build()).Error()
+		n, err := rc.Do(pctx, rc.B().Exists().Key(readyKey).Build()).AsInt64()
 		cancel()
-		if err != nil && ok.Load() {
-			slog.Warn("budget store unreachable", "err", err)
+		ready := err == nil && n == 1
+		if !ready && ok.Load() {
+			slog.Warn("budget store unusable: failing closed", "err", err, "ready_key_present", n == 1)
 		}
-		ok.Store(err == nil)
+		ok.Store(ready)
 		select {
 		case <-ctx.Done():
 			return

@@ -46,6 +46,8 @@ $c policy set --agent "$n" --limit 1000000 --window daily --reason "load tier $t
 $c route set openai --prefix /openai --upstream http://127.0.0.1:18089/v1 --credential env:CARACAL_LOAD_UPSTREAM_KEY >/dev/null
 $c pricebook set --resource openai --model gpt-4o-mini --unit input_mtok --price 0.15 >/dev/null
 $c pricebook set --resource openai --model gpt-4o-mini --unit output_mtok --price 0.6 >/dev/null
+# Gateways serve only once the budget totals are marked complete.
+$c reconcile --wait 30s >/dev/null
 key=$($c key create --agent "$n" -o json 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["key"] if isinstance(d, dict) else d[0]["key"])')
 
 bin/caracal-mock -addr 127.0.0.1:18089 >"$work/mock.log" 2>&1 &

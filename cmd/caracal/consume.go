@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/caracal-gw/caracal/consumers/recovery"
+	"github.com/caracal-gw/caracal/internal/kafkaopt"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"log/slog"
 	"net"
 	"net/http"
@@ -141,11 +145,30 @@ func (a *app) consumerParts(ctx context.Context, cfg *config.Config, which strin
 		}
 		return &consumerParts{handler: audit.New(pool, cf.group), topics: []string{cfg.Kafka.Topics.Decisions, cfg.Kafka.Topics.Audit}}, nop, nil
 	case "metrics":
+		pool, err := a.db(ctx)
+		if err != nil {
+			return nil, nop, err
+		}
 		rc, err := budget.NewClient(cfg.Redis)
 		if err != nil {
 			return nil, nop, err
 		}
-		return &consumerParts{handler: aggregate.New(budget.NewStore(rc), cf.group), topics: []string{cfg.Kafka.Topics.Metering}}, rc.Close, nil
+		adm, err := kgo.NewClient(kafkaopt.Client(cfg)...)
+		if err != nil {
+			rc.Close()
+			return nil, nop, fmt.Errorf("cannot connect to Kafka: %w", err)
+		}
+		st := budget.NewStore(rc)
+		agg := aggregate.New(st, cf.group)
+		// When the totals are missing (a fresh install, Redis lost its
+		// data), rebuild them from the ledger before applying a batch, then
+		// set the ready key that lets gateways serve.
+		ar := &recovery.AutoReconciler{Pool: pool, Store: st, Admin: kadm.NewClient(adm),
+			Opt: recovery.ReconcileOptions{Topic: cfg.Kafka.Topics.Metering, Group: cf.group,
+				LedgerGroup: cfg.Kafka.Consumer.GroupPrefix + "-ledger", Wait: 5 * time.Minute, ReadyKey: cfg.Redis.BudgetReadyKey}}
+		agg.Guard = ar.Guard
+		p := &consumerParts{handler: agg, topics: []string{cfg.Kafka.Topics.Metering}, extra: []func(context.Context) error{ar.Run}}
+		return p, func() { adm.Close(); rc.Close() }, nil
 	}
 	return nil, nop, fmt.Errorf("unknown consumer %q: want ledger, metrics or audit", which)
 }

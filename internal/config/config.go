@@ -60,6 +60,10 @@ type Redis struct {
 	TLS          bool     `yaml:"tls"`
 	DialTimeout  Duration `yaml:"dialTimeout"`
 	WriteTimeout Duration `yaml:"writeTimeout"`
+	// BudgetReadyKey is set once the spend totals are complete (by
+	// `caracal reconcile` and the metrics consumer); gateways fail closed
+	// while it is missing, e.g. after Redis lost its data.
+	BudgetReadyKey string `yaml:"budgetReadyKey"`
 }
 
 // Kafka holds brokers, topics and the guide's producer and consumer settings
@@ -158,9 +162,10 @@ func Default() Config {
 		PolicyCacheMaxSize:    50000,
 		Database:              Database{URL: "postgres://caracal:caracal@127.0.0.1:5432/caracal?sslmode=disable"},
 		Redis: Redis{
-			Addrs:        []string{"127.0.0.1:6379"},
-			DialTimeout:  Duration(2 * time.Second),
-			WriteTimeout: Duration(2 * time.Second),
+			Addrs:          []string{"127.0.0.1:6379"},
+			DialTimeout:    Duration(2 * time.Second),
+			WriteTimeout:   Duration(2 * time.Second),
+			BudgetReadyKey: "cr:budget:ready",
 		},
 		Kafka: Kafka{
 			Brokers:  []string{"127.0.0.1:9092"},

@@ -25,6 +25,7 @@ func (c *Config) Validate() error {
 		{"database.url", !validDSN(c.Database.URL), "must be a postgres:// URL or a key=value connection string"},
 		{"redis.addrs", !validAddrs(c.Redis.Addrs), "must list host:port addresses"},
 		{"redis.db", c.Redis.DB < 0 || c.Redis.DB > 15, "must be between 0 and 15"},
+		{"redis.budgetReadyKey", c.Redis.BudgetReadyKey == "", "must not be empty"},
 		{"kafka.brokers", !validAddrs(c.Kafka.Brokers), "must list host:port addresses"},
 		{"kafka.topics.partitions", c.Kafka.Topics.Partitions < 1, "must be at least 1"},
 		{"kafka.topics.replicationFactor", c.Kafka.Topics.ReplicationFactor < 1, "must be at least 1"},

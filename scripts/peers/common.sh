@@ -124,5 +124,8 @@ setup_gateway() {
 	$c route set benchai --prefix /benchai --upstream http://127.0.0.1:18000/v1 --credential env:CARACAL_BENCH_UPSTREAM_KEY >/dev/null
 	$c pricebook set --resource benchai --model gpt-bench --unit input_mtok --price 1 >/dev/null
 	$c pricebook set --resource benchai --model gpt-bench --unit output_mtok --price 2 >/dev/null
+	# Gateways serve only once the budget totals are marked complete.
+	$c kafka create-topics >/dev/null
+	$c reconcile --wait 30s >/dev/null
 	$c key create --agent "$n" -o json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["key"] if isinstance(d, dict) else d[0]["key"])'
 }
