@@ -40,7 +40,7 @@ func caracalBinary(t *testing.T) string {
 // spool in spoolDir.
 func (s *stack) gatewayProc(spoolDir string) *proc {
 	port, admin := freePort(s.t), freePort(s.t)
-	s.t.Setenv("CARACAL_SPOOL_DIR", spoolDir)
+	s.t.Setenv("CARACAL_GATEWAY_SPOOL_DIR", spoolDir)
 	s.gwAddr = "127.0.0.1:" + strconv.Itoa(port)
 	p := &proc{t: s.t, name: "gateway", log: filepath.Join(spoolDir, "..", "gateway.log"), argv: []string{caracalBinary(s.t), "gateway",
 		"--set", "database.url=" + s.cfg.Database.URL, "--set", "kafka.brokers=" + s.k.addr(), "--set", "redis.addrs=" + s.r.addr(),

@@ -50,7 +50,7 @@ type StartOptions struct {
 	// TargetDial resolves and dials client-chosen targets.
 	TargetDial ssrf.Options
 	// SpoolDir is the disk spool's directory (spool.go: default
-	// $CARACAL_SPOOL_DIR, else $TMPDIR/caracal-spool-<host>-<port>).
+	// gateway.spoolDir, else $TMPDIR/caracal-spool-<host>-<port>).
 	SpoolDir string
 }
 

@@ -4,21 +4,13 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strconv"
 
 	"github.com/caracal-gw/caracal/gateway/spool"
 	"github.com/caracal-gw/caracal/internal/config"
 )
 
-// Spool settings read from the environment until config keys exist
-// (gateway.spool.dir, gateway.spool.maxBytes).
-const (
-	envSpoolDir      = "CARACAL_SPOOL_DIR"
-	envSpoolMaxBytes = "CARACAL_SPOOL_MAX_BYTES"
-)
-
 // openSpoolTemp opens the gateway's disk spool. Without a directory from the
-// options or the environment it is $TMPDIR/caracal-spool-<host>-<port>, read
+// options or gateway.spoolDir it is $TMPDIR/caracal-spool-<host>-<port>, read
 // back at the next start; a gateway listening on port 0 (tests) gets a fresh
 // temporary directory.
 //
@@ -27,7 +19,7 @@ const (
 func openSpoolTemp(cfg *config.Config, dir string) (*spool.Spool, bool, error) {
 	temp := false
 	if dir == "" {
-		dir = os.Getenv(envSpoolDir)
+		dir = cfg.Gateway.SpoolDir
 	}
 	if dir == "" {
 		_, port, _ := net.SplitHostPort(cfg.Gateway.Listen)
@@ -42,15 +34,7 @@ func openSpoolTemp(cfg *config.Config, dir string) (*spool.Spool, bool, error) {
 			dir = spool.DefaultDir(host + "-" + port)
 		}
 	}
-	var maxBytes int64
-	if v := os.Getenv(envSpoolMaxBytes); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 {
-			return nil, false, fmt.Errorf("cannot use %s=%q: want a positive number of bytes", envSpoolMaxBytes, v)
-		}
-		maxBytes = n
-	}
-	sp, err := spool.Open(spool.Options{Dir: dir, MaxBytes: maxBytes})
+	sp, err := spool.Open(spool.Options{Dir: dir, MaxBytes: cfg.Gateway.SpoolMaxBytes})
 	return sp, temp, err
 }
 

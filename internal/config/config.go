@@ -141,6 +141,11 @@ type Gateway struct {
 	MaxConnsPerAddr int      `yaml:"maxConnsPerAddr"`
 	MaxConns        int      `yaml:"maxConns"`
 	IdleTimeout     Duration `yaml:"idleTimeout"`
+	// SpoolDir holds the disk spool (events while Kafka is unreachable,
+	// strict-mode intents); empty: $TMPDIR/caracal-spool-<host>-<port>.
+	// In Kubernetes, a volume that survives the container.
+	SpoolDir      string `yaml:"spoolDir"`
+	SpoolMaxBytes int64  `yaml:"spoolMaxBytes"`
 }
 
 // Log selects the log format and level.
@@ -212,6 +217,7 @@ func Default() Config {
 			MaxConnsPerAddr:   1024,
 			MaxConns:          10000,
 			IdleTimeout:       Duration(2 * time.Minute),
+			SpoolMaxBytes:     1 << 30,
 		},
 		Log: Log{Level: "info", Format: "text"},
 	}
