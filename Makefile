@@ -11,7 +11,7 @@ TEST_TIMEOUT ?= 15m
 # Fragments: deploy (chart/manifest validation), bench (benchmarks, load,
 # peers), faults (fault suite). make test also runs their quick checks.
 -include mk/*.mk
-TEST_EXTRA := $(if $(wildcard mk/deploy.mk),deploy-check) $(if $(wildcard mk/bench.mk),bench-smoke)
+TEST_EXTRA := $(if $(wildcard mk/deploy.mk),deploy-check) $(if $(wildcard mk/bench.mk),bench-smoke) $(if $(wildcard mk/faults.mk),test-faults-quick)
 
 build:
 	$(GO) build -o $(BIN) ./cmd/caracal
