@@ -6,7 +6,7 @@
 # started directly). Every service binds to 127.0.0.1 only.
 #
 # Usage:
-#   scripts/services.sh up [pg|redis|kafka ...]   start (and install) services; default all
+#   scripts/services.sh up [pg|redis|kafka|pgbouncer ...]  start (and install) services; default all
 #   scripts/services.sh down                      stop Kafka, Redis, and Postgres if we started it
 #   scripts/services.sh status                    one line per service
 #   scripts/services.sh env                       shell exports for the tests (eval "$(... env)")
@@ -21,6 +21,12 @@
 #   CARACAL_PG_VERSION    PostgreSQL major version (default 15); cluster name CARACAL_PG_CLUSTER (main)
 #   CARACAL_KAFKA_START_TIMEOUT  seconds to wait for the broker (default 90)
 #   CARACAL_MVN_TIMEOUT   seconds allowed for one mvn resolve (default 600)
+#
+# PgBouncer (apt package pgbouncer, run as user postgres) listens on 127.0.0.1:6432 in
+# transaction pooling mode in front of the local PostgreSQL: databases caracal,
+# caracal_test and a `*` fallback so per-test databases work; its ini and userlist live
+# in $CARACAL_STATE_DIR/pgbouncer. When it cannot be installed, `up` says so in one line
+# and `env` leaves CARACAL_TEST_PGBOUNCER_DSN empty.
 #
 # Exit status of `up`: 0 when every requested service runs (or Kafka is merely
 # unavailable from Maven and CARACAL_REQUIRE_KAFKA is not 1), 1 otherwise.
@@ -54,6 +60,9 @@ KAFKA_VERSION_FILE=$STATE/kafka.version
 KAFKA_CONF_DIR=$STATE/kafka
 KAFKA_DATA=$STATE/kafka-data
 REDIS_PIDFILE=$STATE/redis.pid
+PGB_PORT=6432
+PGB_DIR=$STATE/pgbouncer
+PGB_PIDFILE=$PGB_DIR/pgbouncer.pid
 PG_MARKER=$STATE/postgres.started-by-us
 
 JAVA=${JAVA:-java}
@@ -670,16 +679,126 @@ kafka_down() {
 
 kafka_running() { [[ -n $(kafka_pid) ]] && port_open "$KAFKA_PORT"; }
 
+# ---------------------------------------------------------------- PgBouncer
+
+pgb_ready() {
+	PGPASSWORD=$PG_PASSWORD PGCONNECT_TIMEOUT=3 timeout 5 psql -X -q -h "$HOST" -p "$PGB_PORT" \
+		-U "$PG_USER" -d caracal_test -tAc 'SELECT 1' >/dev/null 2>&1
+}
+
+pgb_pid() {
+	local pid
+	pid=$(read_pidfile "$PGB_PIDFILE")
+	if pid_alive "$pid" pgbouncer; then printf '%s' "$pid"; fi
+	return 0
+}
+
+pgb_running() { [[ -n $(pgb_pid) ]] && port_open "$PGB_PORT"; }
+
+pgb_bin() { command -v pgbouncer 2>/dev/null || { [[ -x /usr/sbin/pgbouncer ]] && echo /usr/sbin/pgbouncer; }; }
+
+pgb_write_config() {
+	mkdir -p "$PGB_DIR"
+	# userlist: a plain password lets PgBouncer answer SCRAM towards both sides.
+	printf '"%s" "%s"\n' "$PG_USER" "$PG_PASSWORD" >"$PGB_DIR/userlist.txt"
+	cat >"$PGB_DIR/pgbouncer.ini" <<EOF
+; written by caracal scripts/services.sh — transaction pooling in front of $HOST:$PG_PORT
+[databases]
+caracal = host=$HOST port=$PG_PORT dbname=caracal
+caracal_test = host=$HOST port=$PG_PORT dbname=caracal_test
+* = host=$HOST port=$PG_PORT
+
+[pgbouncer]
+listen_addr = $HOST
+listen_port = $PGB_PORT
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $PGB_DIR/userlist.txt
+pool_mode = transaction
+max_client_conn = 2000
+default_pool_size = 20
+max_db_connections = 60
+server_reset_query =
+ignore_startup_parameters = extra_float_digits
+logfile = $PGB_DIR/pgbouncer.log
+pidfile = $PGB_PIDFILE
+admin_users = $PG_USER
+EOF
+	# PgBouncer refuses to run as root: it runs as postgres, which owns its directory.
+	if [[ $(id -u) -eq 0 ]]; then
+		chown -R postgres: "$PGB_DIR"
+	fi
+	chmod 600 "$PGB_DIR/userlist.txt"
+}
+
+pgb_up() {
+	local bin pid i
+	bin=$(pgb_bin || true)
+	if [[ -z $bin ]]; then
+		if ! apt_install pgbouncer || [[ -z $(pgb_bin || true) ]]; then
+			log "pgbouncer: cannot be installed (apt-get install pgbouncer failed); CARACAL_TEST_PGBOUNCER_DSN stays empty"
+			return 1
+		fi
+		bin=$(pgb_bin)
+	fi
+	if pgb_running && pgb_ready; then
+		log "pgbouncer: $("$bin" --version 2>/dev/null | head -n1) on $HOST:$PGB_PORT (already running)"
+		return 0
+	fi
+	pid=$(pgb_pid)
+	if [[ -n $pid ]]; then
+		kill -TERM "$pid" 2>/dev/null || true
+		for ((i = 0; i < 20; i++)); do pid_alive "$pid" pgbouncer || break; sleep 0.25; done
+	fi
+	if port_open "$PGB_PORT"; then
+		err "pgbouncer: $HOST:$PGB_PORT is taken by a process services.sh did not start"
+		return 1
+	fi
+	rm -f "$PGB_PIDFILE"
+	pgb_write_config
+	local -a cmd=("$bin" -d "$PGB_DIR/pgbouncer.ini")
+	if [[ $(id -u) -eq 0 ]]; then
+		cmd=(runuser -u postgres -- "${cmd[@]}")
+	fi
+	if ! "${cmd[@]}" >"$LOGS/pgbouncer.out" 2>&1 9>&-; then
+		err "pgbouncer: failed to start"
+		show_tail "$LOGS/pgbouncer.out" "$PGB_DIR/pgbouncer.log"
+		return 1
+	fi
+	for ((i = 0; i < 40; i++)); do pgb_ready && break; sleep 0.25; done
+	if ! pgb_ready; then
+		err "pgbouncer: cannot log in as $PG_USER through $HOST:$PGB_PORT after 10 s"
+		show_tail "$LOGS/pgbouncer.out" "$PGB_DIR/pgbouncer.log"
+		return 1
+	fi
+	log "pgbouncer: $("$bin" --version 2>/dev/null | head -n1) on $HOST:$PGB_PORT (started; pool_mode=transaction)"
+}
+
+pgb_down() {
+	local pid i
+	pid=$(pgb_pid)
+	if [[ -z $pid ]]; then
+		rm -f "$PGB_PIDFILE"
+		log "pgbouncer: already stopped"
+		return 0
+	fi
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 40; i++)); do pid_alive "$pid" pgbouncer || break; sleep 0.25; done
+	if pid_alive "$pid" pgbouncer; then kill -KILL "$pid" 2>/dev/null || true; fi
+	rm -f "$PGB_PIDFILE"
+	log "pgbouncer: stopped"
+}
+
 # ---------------------------------------------------------------- commands
 
 cmd_up() {
 	local want=("$@") s failed=0 rc
-	[[ ${#want[@]} -gt 0 ]] || want=(pg redis kafka)
+	[[ ${#want[@]} -gt 0 ]] || want=(pg redis kafka pgbouncer)
 	for s in "${want[@]}"; do
 		case $s in
-		pg | postgres | postgresql | redis | kafka) ;;
+		pg | postgres | postgresql | redis | kafka | pgbouncer) ;;
 		*)
-			err "services: unknown service '$s' (pg, redis, kafka)"
+			err "services: unknown service '$s' (pg, redis, kafka, pgbouncer)"
 			exit 2
 			;;
 		esac
@@ -689,6 +808,7 @@ cmd_up() {
 		case $s in
 		pg | postgres | postgresql) pg_up || failed=1 ;;
 		redis) redis_up || failed=1 ;;
+		pgbouncer) pgb_up || failed=1 ;;
 		kafka)
 			rc=0
 			kafka_up || rc=$?
@@ -712,6 +832,7 @@ cmd_up() {
 cmd_down() {
 	local failed=0
 	take_lock
+	pgb_down || failed=1
 	kafka_down || failed=1
 	redis_down || failed=1
 	pg_down || failed=1
@@ -736,6 +857,11 @@ cmd_status() {
 	else
 		log "kafka:    down $HOST:$KAFKA_PORT"
 	fi
+	if pgb_running; then
+		log "pgbouncer: up  $HOST:$PGB_PORT (pool_mode=transaction)"
+	else
+		log "pgbouncer: down $HOST:$PGB_PORT"
+	fi
 }
 
 cmd_env() {
@@ -750,6 +876,11 @@ cmd_env() {
 	printf "export CARACAL_TEST_PG_DSN='%s'\n" "postgres://$PG_USER:$PG_PASSWORD@$HOST:$PG_PORT/caracal_test?sslmode=disable"
 	printf 'export CARACAL_TEST_REDIS_ADDR=%s\n' "$HOST:$REDIS_PORT"
 	printf 'export CARACAL_TEST_KAFKA_BROKERS=%s\n' "$brokers"
+	if pgb_running; then
+		printf "export CARACAL_TEST_PGBOUNCER_DSN='%s'\n" "postgres://$PG_USER:$PG_PASSWORD@$HOST:$PGB_PORT/caracal_test?sslmode=disable"
+	else
+		printf "export CARACAL_TEST_PGBOUNCER_DSN=''\n"
+	fi
 	if [[ -n $version ]]; then
 		printf 'export CARACAL_TEST_KAFKA_VERSION=%s\n' "$version"
 	fi
