@@ -119,24 +119,30 @@ func meteringKeyExact(k []byte) int {
 
 // meteringKey finds the field of the key whose raw contents are b[s.start:s.end].
 func meteringKey(b []byte, s jstr) int {
-	raw := b[s.start:s.end]
 	if s.plain {
-		if f := meteringKeyExact(raw); f != mUnknown {
+		if f := meteringKeyExact(b[s.start:s.end]); f != mUnknown {
 			return f
 		}
 	}
-	// encoding/json: unquote, then compare folded names (ASCII letters upper
-	// case, other runes the smallest of their simple-fold orbit).
+	return foldedKey(b[s.start:s.end], s.plain, meteringKeys[:])
+}
+
+// foldedKey is encoding/json's case-insensitive match of a key (raw string
+// contents) against names (lower-case ASCII, index 0 unused): unquote, then
+// compare folded forms (ASCII letters upper case, other runes the smallest
+// of their simple-fold orbit). It returns the index in names, or 0.
+func foldedKey(raw []byte, plain bool, names []string) int {
 	// A name folds to at most 15 bytes, one per rune; a rune is at most 12
 	// raw bytes (an escaped surrogate pair) and unquotes to at most 3 bytes
 	// per raw byte.
-	const maxRaw = 15 * 12
+	const maxName = 15
+	const maxRaw = maxName * 12
 	var ubuf [3 * maxRaw]byte
 	var fbuf [64]byte
 	key := raw
-	if !s.plain {
+	if !plain {
 		if len(raw) > maxRaw {
-			return mUnknown
+			return 0
 		}
 		key = appendUnquoted(ubuf[:0], raw)
 	}
@@ -154,16 +160,16 @@ func meteringKey(b []byte, s jstr) int {
 			folded = utf8.AppendRune(folded, foldRune(r))
 			i += n
 		}
-		if len(folded) > 15 { // longer than every name
-			return mUnknown
+		if len(folded) > maxName { // longer than every name
+			return 0
 		}
 	}
-	for f := mV; f < len(meteringKeys); f++ {
-		if equalUpperASCII(folded, meteringKeys[f]) {
+	for f := 1; f < len(names); f++ {
+		if equalUpperASCII(folded, names[f]) {
 			return f
 		}
 	}
-	return mUnknown
+	return 0
 }
 
 // equalUpperASCII reports whether folded is name (lower-case ASCII) in upper case.
@@ -307,8 +313,9 @@ func isNull(b []byte, i int) bool {
 }
 
 // str decodes a string field: a string sets it, null leaves it.
-func (d *meteringScan) str(i int, dst *jstr) (int, error) {
-	b := d.b
+func (d *meteringScan) str(i int, dst *jstr) (int, error) { return strField(d.b, i, dst) }
+
+func strField(b []byte, i int, dst *jstr) (int, error) {
 	switch {
 	case b[i] == '"':
 		s, j, ok := scanString(b, i+1)
@@ -324,11 +331,13 @@ func (d *meteringScan) str(i int, dst *jstr) (int, error) {
 }
 
 // int decodes an integer field: a number sets it, null leaves it.
-func (d *meteringScan) int(i int, dst *int64) (int, error) {
-	if isNull(d.b, i) {
+func (d *meteringScan) int(i int, dst *int64) (int, error) { return intField(d.b, i, dst) }
+
+func intField(b []byte, i int, dst *int64) (int, error) {
+	if isNull(b, i) {
 		return i + 4, nil
 	}
-	n, j, err := scanInt(d.b, i)
+	n, j, err := scanInt(b, i)
 	if err != nil {
 		return j, err
 	}
@@ -338,11 +347,15 @@ func (d *meteringScan) int(i int, dst *int64) (int, error) {
 
 // ptrInt decodes a pointer-to-integer field: null clears it.
 func (d *meteringScan) ptrInt(i int, dst *int64, has bool) (int, bool, error) {
-	if isNull(d.b, i) {
+	return ptrIntField(d.b, i, dst, has)
+}
+
+func ptrIntField(b []byte, i int, dst *int64, has bool) (int, bool, error) {
+	if isNull(b, i) {
 		*dst = 0
 		return i + 4, false, nil
 	}
-	n, j, err := scanInt(d.b, i)
+	n, j, err := scanInt(b, i)
 	if err != nil {
 		return j, has, err
 	}
@@ -794,4 +807,191 @@ func isUpperBytes(s []byte) bool {
 		}
 	}
 	return true
+}
+
+const (
+	aUnknown = iota
+	aV
+	aID
+	aTs
+	aType
+	aAgent
+	aRoute
+	aReason
+	aStatus
+	aClientIP
+	aKeyPrefix
+	aRequestID
+	aGateway
+)
+
+var auditKeys = [...]string{"", "v", "id", "ts_us", "type", "agent", "route", "reason", "status", "client_ip",
+	"key_prefix", "request_id", "gateway"}
+
+func auditKeyExact(k []byte) int {
+	switch string(k) {
+	case "v":
+		return aV
+	case "id":
+		return aID
+	case "ts_us":
+		return aTs
+	case "type":
+		return aType
+	case "agent":
+		return aAgent
+	case "route":
+		return aRoute
+	case "reason":
+		return aReason
+	case "status":
+		return aStatus
+	case "client_ip":
+		return aClientIP
+	case "key_prefix":
+		return aKeyPrefix
+	case "request_id":
+		return aRequestID
+	case "gateway":
+		return aGateway
+	}
+	return aUnknown
+}
+
+type auditScan struct {
+	b              []byte
+	hasV, hasAgent bool
+	v, ts, status  int64
+	str            [aGateway + 1]jstr // by field; aV, aTs and aStatus unused
+}
+
+// decodeAudit is DecodeAudit's implementation, with the same guarantees as
+// decodeMetering for the old auditJSON shape ("agent" is a *string: null
+// clears it).
+func decodeAudit(b []byte, a *Audit) error {
+	d := auditScan{b: b}
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return invalid("want a JSON object")
+	}
+	i, err := d.object(i + 1)
+	if err != nil {
+		return err
+	}
+	if skipSpace(b, i) != len(b) {
+		return invalid("data after the JSON object at offset %d", i)
+	}
+	return d.fill(a)
+}
+
+func (d *auditScan) object(i int) (int, error) {
+	b := d.b
+	i = skipSpace(b, i)
+	if i < len(b) && b[i] == '}' {
+		return i + 1, nil
+	}
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return i, syntaxError(i)
+		}
+		key, j, ok := scanString(b, i+1)
+		if !ok {
+			return j, syntaxError(j)
+		}
+		i = skipSpace(b, j)
+		if i >= len(b) || b[i] != ':' {
+			return i, syntaxError(i)
+		}
+		i = skipSpace(b, i+1)
+		if i >= len(b) {
+			return i, syntaxError(i)
+		}
+		f := aUnknown
+		if key.plain {
+			f = auditKeyExact(b[key.start:key.end])
+		}
+		if f == aUnknown {
+			f = foldedKey(b[key.start:key.end], key.plain, auditKeys[:])
+		}
+		var err error
+		switch f {
+		case aUnknown:
+			i, err = skipValue(b, i, 1)
+		case aV:
+			i, d.hasV, err = ptrIntField(b, i, &d.v, d.hasV)
+		case aTs:
+			i, err = intField(b, i, &d.ts)
+		case aStatus:
+			i, err = intField(b, i, &d.status)
+		case aAgent:
+			if isNull(b, i) {
+				d.hasAgent = false
+				i += 4
+			} else if i, err = strField(b, i, &d.str[aAgent]); err == nil {
+				d.hasAgent = true
+			}
+		default:
+			i, err = strField(b, i, &d.str[f])
+		}
+		if err != nil {
+			return i, err
+		}
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return i, syntaxError(i)
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case '}':
+			return i + 1, nil
+		default:
+			return i, syntaxError(i)
+		}
+	}
+}
+
+func (d *auditScan) appendValue(dst []byte, f int) []byte {
+	s := d.str[f]
+	if s.plain {
+		return append(dst, d.b[s.start:s.end]...)
+	}
+	return appendUnquoted(dst, d.b[s.start:s.end])
+}
+
+// fill validates the scanned fields exactly as the encoding/json decoder did
+// and stores them into a.
+func (d *auditScan) fill(a *Audit) error {
+	if !d.hasV || d.v != Version {
+		return invalid("unsupported schema version")
+	}
+	a.Reset()
+	var buf [64]byte
+	var err error
+	if a.ID, err = ParseID(d.appendValue(buf[:0], aID)); err != nil {
+		return invalid("%v", err)
+	}
+	if d.ts <= 0 {
+		return invalid("ts_us must be positive")
+	}
+	if s := d.str[aType]; s.start == s.end {
+		return invalid("type is empty")
+	}
+	if d.hasAgent {
+		if a.Agent, err = ParseUUID(d.appendValue(buf[:0], aAgent)); err != nil {
+			return invalid("agent: %v", err)
+		}
+	}
+	if d.status != 0 && (d.status < 100 || d.status > 599) {
+		return invalid("status %d out of range", d.status)
+	}
+	a.TimeUnixUs, a.Status = d.ts, int(d.status)
+	a.Type = d.appendValue(a.Type, aType)
+	a.Route = d.appendValue(a.Route, aRoute)
+	a.Reason = d.appendValue(a.Reason, aReason)
+	a.ClientIP = d.appendValue(a.ClientIP, aClientIP)
+	a.KeyPrefix = d.appendValue(a.KeyPrefix, aKeyPrefix)
+	a.RequestID = d.appendValue(a.RequestID, aRequestID)
+	a.Gateway = d.appendValue(a.Gateway, aGateway)
+	return nil
 }

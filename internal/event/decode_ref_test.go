@@ -118,3 +118,58 @@ func isUpper(s string) bool {
 	}
 	return true
 }
+
+type auditJSON struct {
+	V         *int    `json:"v"`
+	ID        string  `json:"id"`
+	TsUs      int64   `json:"ts_us"`
+	Type      string  `json:"type"`
+	Agent     *string `json:"agent"`
+	Route     string  `json:"route"`
+	Reason    string  `json:"reason"`
+	Status    int     `json:"status"`
+	ClientIP  string  `json:"client_ip"`
+	KeyPrefix string  `json:"key_prefix"`
+	RequestID string  `json:"request_id"`
+	Gateway   string  `json:"gateway"`
+}
+
+// decodeAuditJSON is the encoding/json decoder DecodeAudit replaced, kept
+// as the reference of the differential fuzz test.
+func decodeAuditJSON(b []byte, a *Audit) error {
+	var j auditJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return invalid("%v", err)
+	}
+	if j.V == nil || *j.V != Version {
+		return invalid("unsupported schema version")
+	}
+	a.Reset()
+	var err error
+	if a.ID, err = ParseID([]byte(j.ID)); err != nil {
+		return invalid("%v", err)
+	}
+	if j.TsUs <= 0 {
+		return invalid("ts_us must be positive")
+	}
+	if j.Type == "" {
+		return invalid("type is empty")
+	}
+	if j.Agent != nil {
+		if a.Agent, err = ParseUUID([]byte(*j.Agent)); err != nil {
+			return invalid("agent: %v", err)
+		}
+	}
+	if j.Status != 0 && (j.Status < 100 || j.Status > 599) {
+		return invalid("status %d out of range", j.Status)
+	}
+	a.TimeUnixUs, a.Status = j.TsUs, j.Status
+	a.Type = append(a.Type, j.Type...)
+	a.Route = append(a.Route, j.Route...)
+	a.Reason = append(a.Reason, j.Reason...)
+	a.ClientIP = append(a.ClientIP, j.ClientIP...)
+	a.KeyPrefix = append(a.KeyPrefix, j.KeyPrefix...)
+	a.RequestID = append(a.RequestID, j.RequestID...)
+	a.Gateway = append(a.Gateway, j.Gateway...)
+	return nil
+}
