@@ -12,7 +12,12 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/mod/sumdb/note"
 
+	"github.com/caracal-gw/caracal/consumers/ledger"
+	"github.com/caracal-gw/caracal/consumers/runner"
+	"github.com/caracal-gw/caracal/internal/event"
 	"github.com/caracal-gw/caracal/internal/store"
 	"github.com/caracal-gw/caracal/internal/testenv"
 )
@@ -160,4 +165,70 @@ func roundTrips(ctx context.Context, pool *pgxpool.Pool, c, rounds int) error {
 		}
 	}
 	return nil
+}
+
+// TestLedgerBatchThroughPgBouncer: a ledger write batch (COPY into the stage,
+// the offsets in the same transaction), a replay of the same batch, sealing
+// with its transaction-scoped advisory lock and verification, all through
+// PgBouncer.
+func TestLedgerBatchThroughPgBouncer(t *testing.T) {
+	pool := bouncerPool(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const n, topic, group = 120, "metering-pgb", "g-pgb"
+	ids := event.NewIDGen()
+	agent := event.UUID{7, 7, 7}
+	b := &runner.Batch{Next: runner.Offsets{}}
+	for i := 0; i < n; i++ {
+		e := event.Metering{ID: ids.New(time.Now()), TimeUnixUs: time.Now().UnixMicro(), Kind: event.KindUsage,
+			Agent: agent, Root: agent, Route: []byte("openai"), Model: []byte("gpt-4o"), RequestID: []byte(fmt.Sprint("r", i)),
+			Gateway: []byte("gw1"), InputTokens: int64(i), OutputTokens: 2, CostMicros: int64(1000 + i), ReservedMicros: 5000,
+			Currency: [3]byte{'U', 'S', 'D'}, Status: 200, LatencyUs: 10, Pricing: event.PricingTokens}
+		p := int32(i % 3)
+		b.Records = append(b.Records, &kgo.Record{Topic: topic, Partition: p, Offset: int64(i / 3), Key: agent[:], Value: e.AppendJSON(nil)})
+		b.Next.Set(topic, p, int64(i/3)+1)
+	}
+	w := ledger.NewWriter(pool, group)
+	for round := 0; round < 2; round++ { // the second round is a redelivery: no new rows
+		w.Begin()
+		for _, r := range b.Records {
+			if err := w.Decode(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.HandleBatch(ctx, b); err != nil {
+			t.Fatalf("round %d: HandleBatch through PgBouncer: %v", round, err)
+		}
+	}
+	var rows, next int64
+	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM ledger),
+		(SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets WHERE group_id = $1)`, group).Scan(&rows, &next); err != nil {
+		t.Fatal(err)
+	}
+	if rows != n || next != n {
+		t.Fatalf("ledger rows %d, stored offsets %d; want %d and %d", rows, next, n, n)
+	}
+
+	skey, vkey, err := ledger.GenerateKey("caracal-pgbouncer-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ledger.NewSealer(pool, ledger.SealerOptions{Signer: signer, CheckpointEvery: 50, BatchSize: 64}).SealAll(ctx); err != nil {
+		t.Fatalf("sealing through PgBouncer: %v", err)
+	}
+	rep, err := ledger.Verify(ctx, pool, verifier, 0, -1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Problem != nil || rep.To != n || rep.Checkpoints == 0 {
+		t.Fatalf("verification through PgBouncer: %+v (problem %v)", rep, rep.Problem)
+	}
 }
