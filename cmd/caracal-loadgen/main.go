@@ -35,7 +35,7 @@ func main() {
 type flags struct {
 	url, key, body, bodyFile, scenario, db string
 	rate                                   float64
-	duration, timeout, ledgerWait          time.Duration
+	duration, timeout, ledgerWait, maxP99  time.Duration
 	maxRequests                            int64
 	connections, maxInFlight               int
 	stream, jsonOut, insecure              bool
@@ -63,6 +63,7 @@ func parse(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.scenario, "scenario", "", "a tier (1k, 10k, 100k): sets rate, duration and connections, and checks its thresholds")
 	fs.StringVar(&f.db, "db", "", "PostgreSQL URL: check ledger rows == accepted requests after the run")
 	fs.DurationVar(&f.ledgerWait, "ledger-wait", 60*time.Second, "how long to wait for the ledger to catch up")
+	fs.DurationVar(&f.maxP99, "max-p99", 0, "override the scenario's p99 threshold (0: the scenario's)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -108,6 +109,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		th = &sc.Thresholds
+		if f.maxP99 > 0 {
+			th.MaxP99 = f.maxP99
+		}
 		// A scenario sets the load; flags given explicitly still win (short CI runs).
 		if !f.set["rate"] {
 			cfg.Rate = sc.Rate

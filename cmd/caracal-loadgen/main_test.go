@@ -57,10 +57,12 @@ func TestScenarioThresholdFailsTheRun(t *testing.T) {
 	}
 }
 
+// TestScenarioPasses: a clean run passes the scenario's thresholds. The p99
+// bound is lifted: a test must not depend on how fast a shared machine is.
 func TestScenarioPasses(t *testing.T) {
 	url, _ := mock(t, mockupstream.Options{})
 	var out, errb bytes.Buffer
-	if err := run([]string{"-url", url, "-scenario", "1k", "-rate", "100", "-duration", "200ms"}, &out, &errb); err != nil {
+	if err := run([]string{"-url", url, "-scenario", "1k", "-rate", "100", "-duration", "200ms", "-max-p99", "1h"}, &out, &errb); err != nil {
 		t.Fatalf("%v: %s", err, errb.String())
 	}
 }
