@@ -756,11 +756,11 @@ pgb_up() {
 	fi
 	rm -f "$PGB_PIDFILE"
 	pgb_write_config
-	local -a cmd=("$bin" -d "$PGB_DIR/pgbouncer.ini")
+	local -a pgb_cmd=("$bin" -d "$PGB_DIR/pgbouncer.ini")
 	if [[ $(id -u) -eq 0 ]]; then
-		cmd=(runuser -u postgres -- "${cmd[@]}")
+		pgb_cmd=(runuser -u postgres -- "${pgb_cmd[@]}")
 	fi
-	if ! "${cmd[@]}" >"$LOGS/pgbouncer.out" 2>&1 9>&-; then
+	if ! "${pgb_cmd[@]}" >"$LOGS/pgbouncer.out" 2>&1 9>&-; then
 		err "pgbouncer: failed to start"
 		show_tail "$LOGS/pgbouncer.out" "$PGB_DIR/pgbouncer.log"
 		return 1
