@@ -804,6 +804,11 @@ cmd_up() {
 		esac
 	done
 	take_lock
+	# Test tools: sslscan checks the gateway's TLS posture in the tests (a
+	# crypto/tls scan runs too, so a failed install is not fatal).
+	if [[ $# -eq 0 ]] && ! command -v sslscan >/dev/null 2>&1; then
+		apt_install sslscan || log "services: sslscan could not be installed; the TLS scan test uses crypto/tls alone"
+	fi
 	for s in "${want[@]}"; do
 		case $s in
 		pg | postgres | postgresql) pg_up || failed=1 ;;
