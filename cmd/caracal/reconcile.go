@@ -38,6 +38,22 @@ func (g *recoveryGroups) defaults(cfg *config.Config) {
 	}
 }
 
+// storeAndAdmin connects the budget store and a Kafka administration
+// client, what the recovery commands need beside the pool; close releases
+// both.
+func storeAndAdmin(cfg *config.Config) (*budget.Store, *kadm.Client, func(), error) {
+	rc, err := budget.NewClient(cfg.Redis)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	adm, closeAdm, err := kafkaAdmin(cfg)
+	if err != nil {
+		rc.Close()
+		return nil, nil, nil, err
+	}
+	return budget.NewStore(rc), adm, func() { closeAdm(); rc.Close() }, nil
+}
+
 // kafkaAdmin connects an administration client.
 func kafkaAdmin(cfg *config.Config) (*kadm.Client, func(), error) {
 	opts, err := kafkaAdminOpts(cfg.Kafka)
@@ -80,16 +96,11 @@ itself: it does when it finds the ready key missing.`,
 			if err != nil {
 				return err
 			}
-			rc, err := budget.NewClient(cfg.Redis)
+			st, adm, closeAll, err := storeAndAdmin(cfg)
 			if err != nil {
 				return err
 			}
-			defer rc.Close()
-			adm, closeAdm, err := kafkaAdmin(cfg)
-			if err != nil {
-				return err
-			}
-			defer closeAdm()
+			defer closeAll()
 			opt := recovery.ReconcileOptions{Topic: cfg.Kafka.Topics.Metering, Group: groups.aggregator, LedgerGroup: groups.ledger,
 				Wait: wait, ReadyKey: readyKey, Progress: a.treeProgress("reconciled")}
 			if root != "" {
@@ -99,7 +110,7 @@ itself: it does when it finds the ready key missing.`,
 				}
 				opt.Roots = []event.UUID{*id}
 			}
-			rep, err := recovery.Reconcile(ctx, pool, budget.NewStore(rc), adm, opt)
+			rep, err := recovery.Reconcile(ctx, pool, st, adm, opt)
 			if err != nil {
 				return err
 			}

@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/caracal-gw/caracal/consumers/recovery"
-	"github.com/caracal-gw/caracal/internal/budget"
 )
 
 func init() { extraCommands = append(extraCommands, newReplayCmd) }
@@ -55,17 +54,11 @@ Stop the deployed MetricsAggregator first; start it again afterwards.`,
 			if err != nil {
 				return err
 			}
-			rc, err := budget.NewClient(cfg.Redis)
+			st, adm, closeAll, err := storeAndAdmin(cfg)
 			if err != nil {
 				return err
 			}
-			defer rc.Close()
-			st := budget.NewStore(rc)
-			adm, closeAdm, err := kafkaAdmin(cfg)
-			if err != nil {
-				return err
-			}
-			defer closeAdm()
+			defer closeAll()
 			var start map[int32]int64
 			if snapID != "" {
 				s, err := recovery.GetSnapshot(ctx, pool, snapID)

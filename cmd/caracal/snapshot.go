@@ -10,7 +10,6 @@ import (
 
 	"github.com/caracal-gw/caracal/consumers/ledger"
 	"github.com/caracal-gw/caracal/consumers/recovery"
-	"github.com/caracal-gw/caracal/internal/budget"
 	"github.com/caracal-gw/caracal/internal/config"
 )
 
@@ -132,17 +131,12 @@ ID may be snapshot-latest.`,
 				}
 				fmt.Fprintf(a.stderr, "snapshot %s: checkpoint of %d entries verified against the ledger\n", s.ID, s.TreeSize)
 			}
-			rc, err := budget.NewClient(cfg.Redis)
+			st, adm, closeAll, err := storeAndAdmin(cfg)
 			if err != nil {
 				return err
 			}
-			defer rc.Close()
-			adm, closeAdm, err := kafkaAdmin(cfg)
-			if err != nil {
-				return err
-			}
-			defer closeAdm()
-			err = recovery.Restore(ctx, pool, budget.NewStore(rc), adm, s, recovery.RestoreOptions{ReadyKey: readyKey, AllGroups: allGroups,
+			defer closeAll()
+			err = recovery.Restore(ctx, pool, st, adm, s, recovery.RestoreOptions{ReadyKey: readyKey, AllGroups: allGroups,
 				Progress: a.treeProgress("restored")})
 			if err != nil {
 				return err

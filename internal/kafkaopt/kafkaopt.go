@@ -17,9 +17,9 @@ import (
 
 // Client returns the connection options: brokers, client id, TLS and SASL.
 func Client(c *config.Config) []kgo.Opt {
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(c.Kafka.Brokers...),
-		kgo.ClientID(c.Kafka.ClientID),
+	opts := []kgo.Opt{kgo.SeedBrokers(c.Kafka.Brokers...)}
+	if c.Kafka.ClientID != "" {
+		opts = append(opts, kgo.ClientID(c.Kafka.ClientID))
 	}
 	if c.Kafka.TLS {
 		opts = append(opts, kgo.DialTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12}))
