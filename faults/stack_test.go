@@ -213,7 +213,7 @@ func (s *stack) consumers() {
 			s.t.Fatal(err)
 		}
 		s.wg.Add(1)
-		go func() { defer s.wg.Done(); defer r.Close(); r.Run(ctx) }() //nolint:errcheck
+		go func(ctx context.Context) { defer s.wg.Done(); defer r.Close(); r.Run(ctx) }(s.runnerContext(ctx)) //nolint:errcheck
 	}
 	sealer := ledger.NewSealer(s.pool, ledger.SealerOptions{Signer: signer, CheckpointEvery: 1000, CheckpointInterval: time.Second})
 	s.wg.Add(1)
