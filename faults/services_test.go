@@ -143,9 +143,15 @@ group.initial.rebalance.delay.ms=0
 		java = append(java, "-Dlog4j2.configurationFile=/tmp/caracal-services/kafka/log4j2.properties")
 	}
 	java = append(java, "-Dkafka.logs.dir="+dir, "-cp", home+"/libs/*")
-	var id [16]byte
-	rand.Read(id[:]) //nolint:errcheck
-	format := exec.Command(java[0], append(java[1:], "kafka.tools.StorageTool", "format", "-t", base64.RawURLEncoding.EncodeToString(id[:]), "-c", props)...)
+	// A cluster id starting with '-' (1 in 64 random ids) is read by the
+	// storage tool as an option and the format fails: draw until it is not.
+	var clusterID string
+	for clusterID == "" || clusterID[0] == '-' {
+		var id [16]byte
+		rand.Read(id[:]) //nolint:errcheck
+		clusterID = base64.RawURLEncoding.EncodeToString(id[:])
+	}
+	format := exec.Command(java[0], append(java[1:], "kafka.tools.StorageTool", "format", "-t", clusterID, "-c", props)...)
 	if out, err := format.CombinedOutput(); err != nil {
 		t.Fatalf("cannot format the private Kafka: %v\n%s", err, out)
 	}
