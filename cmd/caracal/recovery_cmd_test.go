@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -28,8 +29,20 @@ func TestRecoveryCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	if _, err := kadm.NewClient(cl).CreateTopics(context.Background(), 2, 1, nil, topic); err != nil {
+	adm := kadm.NewClient(cl)
+	if _, err := adm.CreateTopics(context.Background(), 2, 1, nil, topic); err != nil {
 		t.Fatal(err)
+	}
+	// A new topic's partitions are served a moment after CreateTopics
+	// returns: wait (bounded) until its offsets can be listed.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		offs, err := adm.ListStartOffsets(context.Background(), topic)
+		if err == nil && offs.Error() == nil && len(offs[topic]) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("topic %s never served its partitions: %v %v", topic, err, offs.Error())
+		}
 	}
 	set := []string{"--set", "kafka.brokers=" + strings.Join(brokers, ","), "--set", "kafka.topics.metering=" + topic,
 		"--set", "kafka.consumer.groupPrefix=" + prefix, "--set", "redis.addrs=" + redisAddr}
