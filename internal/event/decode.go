@@ -224,23 +224,12 @@ func (d *meteringScan) object(i int) (int, error) {
 		return i + 1, nil
 	}
 	for {
-		if i >= len(b) || b[i] != '"' {
-			return i, syntaxError(i)
-		}
-		key, j, ok := scanString(b, i+1)
-		if !ok {
-			return j, syntaxError(j)
-		}
-		i = skipSpace(b, j)
-		if i >= len(b) || b[i] != ':' {
-			return i, syntaxError(i)
-		}
-		i = skipSpace(b, i+1)
-		if i >= len(b) {
-			return i, syntaxError(i)
+		var key jstr
+		var err error
+		if key, i, err = memberKey(b, i); err != nil {
+			return i, err
 		}
 		f := meteringKey(b, key)
-		var err error
 		switch f {
 		case mUnknown:
 			i, err = skipValue(b, i, 1)
@@ -268,17 +257,9 @@ func (d *meteringScan) object(i int) (int, error) {
 		if err != nil {
 			return i, err
 		}
-		i = skipSpace(b, i)
-		if i >= len(b) {
-			return i, syntaxError(i)
-		}
-		switch b[i] {
-		case ',':
-			i = skipSpace(b, i+1)
-		case '}':
-			return i + 1, nil
-		default:
-			return i, syntaxError(i)
+		var end bool
+		if i, end, err = nextMember(b, i); err != nil || end {
+			return i, err
 		}
 	}
 }
@@ -415,6 +396,43 @@ func (d *meteringScan) ancestors(i int) (int, error) {
 			return i, syntaxError(i)
 		}
 	}
+}
+
+// memberKey reads an object member's key and colon from i (at the opening
+// quote) and returns the key and the offset of its value.
+func memberKey(b []byte, i int) (jstr, int, error) {
+	if i >= len(b) || b[i] != '"' {
+		return jstr{}, i, syntaxError(i)
+	}
+	key, j, ok := scanString(b, i+1)
+	if !ok {
+		return jstr{}, j, syntaxError(j)
+	}
+	i = skipSpace(b, j)
+	if i >= len(b) || b[i] != ':' {
+		return jstr{}, i, syntaxError(i)
+	}
+	i = skipSpace(b, i+1)
+	if i >= len(b) {
+		return jstr{}, i, syntaxError(i)
+	}
+	return key, i, nil
+}
+
+// nextMember reads what follows a member's value: a comma (the next key's
+// offset) or the closing brace (end is true, i is past it).
+func nextMember(b []byte, i int) (next int, end bool, err error) {
+	i = skipSpace(b, i)
+	if i >= len(b) {
+		return i, false, syntaxError(i)
+	}
+	switch b[i] {
+	case ',':
+		return skipSpace(b, i+1), false, nil
+	case '}':
+		return i + 1, true, nil
+	}
+	return i, false, syntaxError(i)
 }
 
 func syntaxError(i int) error {
@@ -891,20 +909,10 @@ func (d *auditScan) object(i int) (int, error) {
 		return i + 1, nil
 	}
 	for {
-		if i >= len(b) || b[i] != '"' {
-			return i, syntaxError(i)
-		}
-		key, j, ok := scanString(b, i+1)
-		if !ok {
-			return j, syntaxError(j)
-		}
-		i = skipSpace(b, j)
-		if i >= len(b) || b[i] != ':' {
-			return i, syntaxError(i)
-		}
-		i = skipSpace(b, i+1)
-		if i >= len(b) {
-			return i, syntaxError(i)
+		var key jstr
+		var err error
+		if key, i, err = memberKey(b, i); err != nil {
+			return i, err
 		}
 		f := aUnknown
 		if key.plain {
@@ -913,7 +921,6 @@ func (d *auditScan) object(i int) (int, error) {
 		if f == aUnknown {
 			f = foldedKey(b[key.start:key.end], key.plain, auditKeys[:])
 		}
-		var err error
 		switch f {
 		case aUnknown:
 			i, err = skipValue(b, i, 1)
@@ -936,17 +943,9 @@ func (d *auditScan) object(i int) (int, error) {
 		if err != nil {
 			return i, err
 		}
-		i = skipSpace(b, i)
-		if i >= len(b) {
-			return i, syntaxError(i)
-		}
-		switch b[i] {
-		case ',':
-			i = skipSpace(b, i+1)
-		case '}':
-			return i + 1, nil
-		default:
-			return i, syntaxError(i)
+		var end bool
+		if i, end, err = nextMember(b, i); err != nil || end {
+			return i, err
 		}
 	}
 }
