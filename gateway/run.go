@@ -5,14 +5,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/redis/rueidis"
 
 	"github.com/caracal-gw/caracal/gateway/cache"
 	"github.com/caracal-gw/caracal/gateway/connlimit"
@@ -87,12 +85,6 @@ func StartWith(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool, so S
 		return fail(err)
 	}
 	rg.stop = append(rg.stop, func(context.Context) error { rc.Close(); return nil })
-	var redisOK atomic.Bool
-	pctx, pcancel := context.WithCancel(context.WithoutCancel(ctx))
-	pdone := make(chan struct{})
-	go func() { pingLoop(pctx, rc, cfg.Redis.BudgetReadyKey, &redisOK); close(pdone) }()
-	rg.stop = append(rg.stop, func(context.Context) error { pcancel(); <-pdone; return nil })
-
 	leaser, err := budget.NewLeaser(budget.NewStore(rc), budget.LeaserOptions{
 		LeaseSize: cfg.Gateway.LeaseSize,
 		LeaseTTL:  cfg.Gateway.LeaseTTL.D(),
@@ -107,6 +99,16 @@ func StartWith(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool, so S
 	if err != nil {
 		return fail(err)
 	}
+	// Fail closed while Redis is down or its totals are incomplete; drop
+	// every lease when the totals were rebuilt (budget.WatchReady).
+	var redisOK atomic.Bool
+	pctx, pcancel := context.WithCancel(context.WithoutCancel(ctx))
+	pdone := make(chan struct{})
+	go func() {
+		budget.WatchReady(pctx, rc, cfg.Redis.BudgetReadyKey, time.Second, leaser, &redisOK)
+		close(pdone)
+	}()
+	rg.stop = append(rg.stop, func(context.Context) error { pcancel(); <-pdone; return nil })
 	rp, err := replay.New(rc, replay.Config{Window: cfg.Gateway.ReplayWindow.D()})
 	if err != nil {
 		return fail(err)
@@ -214,29 +216,6 @@ func ignoreClosed(err error) error {
 		return nil
 	}
 	return err
-}
-
-// pingLoop keeps ok true while Redis answers and holds the budget-ready key:
-// without it the spend totals are incomplete (Redis lost its data and no
-// reconcile has run), and the gateway fails closed.
-func pingLoop(ctx context.Context, rc rueidis.Client, readyKey string, ok *atomic.Bool) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		n, err := rc.Do(pctx, rc.B().Exists().Key(readyKey).Build()).AsInt64()
-		cancel()
-		ready := err == nil && n == 1
-		if !ready && ok.Load() {
-			slog.Warn("budget store unusable: failing closed", "err", err, "ready_key_present", n == 1)
-		}
-		ok.Store(ready)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
 
 // listenerApplied counts control-data notifications applied (tests).

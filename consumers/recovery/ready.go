@@ -8,6 +8,8 @@ import (
 	"fmt"
 
 	"github.com/redis/rueidis"
+
+	"github.com/caracal-gw/caracal/internal/budget"
 )
 
 // DefaultReadyKey is the Redis key that says the spend totals are complete.
@@ -16,10 +18,12 @@ import (
 // are rebuilt.
 const DefaultReadyKey = "cr:budget:ready"
 
-// MarkReady sets the ready key (reconcile, or the first aggregator of a new
-// installation through EnsureReady).
+// MarkReady sets the ready key to a new generation (reconcile, restore, or
+// the first aggregator of a new installation through its AutoReconciler):
+// gateways that see the value change drop their leases and reserve again
+// against the rebuilt totals (budget.WatchReady).
 func MarkReady(ctx context.Context, c rueidis.Client, key string) error {
-	if err := c.Do(ctx, c.B().Set().Key(key).Value("1").Build()).Error(); err != nil {
+	if err := c.Do(ctx, c.B().Set().Key(key).Value(budget.NewGeneration()).Build()).Error(); err != nil {
 		return fmt.Errorf("cannot set %s: %w", key, err)
 	}
 	return nil

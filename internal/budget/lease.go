@@ -101,6 +101,7 @@ type Stats struct {
 	Unavailable atomic.Uint64 // Takes answered Unavailable
 	Errors      atomic.Uint64 // failed Redis calls
 	Releases    atomic.Uint64
+	Resets      atomic.Uint64 // every local lease dropped: a new store generation
 }
 
 // Leaser serves budget from local leases of headroom reserved in Redis: no
@@ -116,6 +117,9 @@ type Leaser struct {
 	stop   chan struct{}
 	wg     sync.WaitGroup
 	closed atomic.Bool
+	// unusable refuses every Reserve while the totals are incomplete
+	// (SetUsable, WatchReady).
+	unusable atomic.Bool
 }
 
 // lease is the local view of this process's Redis lease for one agent.
@@ -373,6 +377,10 @@ func (l *Leaser) refill(ctx context.Context, ls *lease, need, want, est int64) (
 		return Ticket{}, false, err
 	}
 	req.Chain = chain
+	if l.unusable.Load() {
+		l.Errors.Add(1)
+		return Ticket{}, false, errStoreNotReady
+	}
 	start := l.mono()
 	l.RoundTrips.Add(1)
 	g, err := l.store.Reserve(ctx, &req)
