@@ -31,7 +31,10 @@ func (e *env) holder(owner string) *holder {
 	h.l = l
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { budget.WatchReady(ctx, e.store.Client(), e.readyKey, 10*time.Millisecond, l, &h.ready); close(done) }()
+	go func() {
+		budget.WatchReady(ctx, e.store.Client(), e.readyKey, 10*time.Millisecond, l, &h.ready)
+		close(done)
+	}()
 	e.t.Cleanup(func() { cancel(); <-done; _ = l.Close(context.Background()) })
 	return h
 }
