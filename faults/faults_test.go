@@ -54,14 +54,28 @@ func TestPostgresStop(t *testing.T) {
 // TestRedisRestartEmpty: Redis is killed and comes back empty; the gateway
 // fails closed while it is gone, the aggregator rebuilds the totals from the
 // ledger when it finds the ready key missing.
+//
+// The runbook's check: /readyz names the failing budget store meanwhile.
+// Leases held at the loss add at most what they held (docs/budget.md,
+// overshoot case 4): one lease of the one gateway.
 func TestRedisRestartEmpty(t *testing.T) {
 	needFaults(t)
 	s := newStack(t, false)
+	s.overshoot = leaseSize
+	var notReady, readyAgain bool
 	sum := s.load(warm+5*time.Second+after, func() {
 		time.Sleep(warm)
 		s.r.kill9()
+		notReady = s.waitReadyz(false, 10*time.Second)
 		time.Sleep(5 * time.Second)
 		s.r.up()
+		readyAgain = s.waitReadyz(true, after)
 	})
+	if !notReady {
+		t.Error("/readyz did not report the budget store down while Redis was gone")
+	}
+	if !readyAgain {
+		t.Error("/readyz did not report ready again after the totals were rebuilt")
+	}
 	s.check(sum, exact)
 }
