@@ -82,6 +82,7 @@ func (g *Gateway) compileRoute(r *route) (*proxy.Upstream, error) {
 		CredentialValue:     credValue,
 		Hygiene:             g.hygiene,
 		WriteError:          g.writeUpstreamError,
+		RawSocketIO:         g.cfg.Gateway.RawSocketIO,
 	})
 	if err != nil {
 		return nil, err

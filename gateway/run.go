@@ -16,6 +16,7 @@ import (
 	"github.com/caracal-gw/caracal/gateway/connlimit"
 	"github.com/caracal-gw/caracal/gateway/guard"
 	"github.com/caracal-gw/caracal/gateway/meter"
+	"github.com/caracal-gw/caracal/gateway/rawconn"
 	"github.com/caracal-gw/caracal/gateway/replay"
 	"github.com/caracal-gw/caracal/gateway/ssrf"
 	"github.com/caracal-gw/caracal/gateway/tlsconf"
@@ -170,6 +171,10 @@ func StartWith(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool, so S
 		return fail(fmt.Errorf("cannot listen on gateway.listen %s: %w", cfg.Gateway.Listen, err))
 	}
 	rg.Addr = ln.Addr().String()
+	if cfg.Gateway.RawSocketIO {
+		// Client connections read and write with raw system calls (gateway/rawconn).
+		ln = rawconn.Listener(ln)
+	}
 	// --- connection caps (issue 8, gateway/connlimit): per client address and
 	// in total, enforced at accept before TLS and the guard.
 	ln = connlimit.Wrap(ln, connlimit.Options{PerAddr: cfg.Gateway.MaxConnsPerAddr, Total: cfg.Gateway.MaxConns})

@@ -121,6 +121,7 @@ func (t *targets) pool(a *control.Agent, origin string, guard *ssrf.Guard, g *Ga
 		Hygiene:             g.hygiene,
 		Dial:                guard.Dial,
 		WriteError:          g.writeUpstreamError,
+		RawSocketIO:         g.cfg.Gateway.RawSocketIO,
 	})
 	if err != nil {
 		return nil, err

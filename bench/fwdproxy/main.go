@@ -6,10 +6,12 @@ package main
 import (
 	"flag"
 	"log"
+	"net"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/caracal-gw/caracal/gateway/proxy"
+	"github.com/caracal-gw/caracal/gateway/rawconn"
 )
 
 func main() {
@@ -17,16 +19,24 @@ func main() {
 	upstream := flag.String("upstream", "http://127.0.0.1:18000", "upstream URL")
 	cert := flag.String("cert", "", "TLS certificate (PEM); plaintext when empty")
 	key := flag.String("key", "", "TLS key (PEM)")
+	raw := flag.Bool("raw", true, "raw socket reads and writes (gateway/rawconn), as the gateway's default gateway.rawSocketIO")
 	flag.Parse()
 	up, err := proxy.NewUpstream([]string{*upstream}, proxy.Options{
-		CredentialHeader: []byte("Authorization"), CredentialValue: []byte("Bearer sk-bench")})
+		CredentialHeader: []byte("Authorization"), CredentialValue: []byte("Bearer sk-bench"), RawSocketIO: *raw})
 	if err != nil {
 		log.Fatal(err)
 	}
 	s := &fasthttp.Server{NoDefaultDate: true, NoDefaultServerHeader: true,
 		Handler: func(ctx *fasthttp.RequestCtx) { proxy.Forward(ctx, up, nil, nil) }}
-	if *cert != "" {
-		log.Fatal(s.ListenAndServeTLS(*listen, *cert, *key))
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		log.Fatal(err)
 	}
-	log.Fatal(s.ListenAndServe(*listen))
+	if *raw {
+		ln = rawconn.Listener(ln)
+	}
+	if *cert != "" {
+		log.Fatal(s.ServeTLS(ln, *cert, *key))
+	}
+	log.Fatal(s.Serve(ln))
 }

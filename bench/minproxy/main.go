@@ -1,12 +1,16 @@
 // Command minproxy is the ceiling for "Go + fasthttp doing nothing": a
 // reverse proxy that copies the request to one keep-alive upstream and the
-// answer back, with no header hygiene, auth or metering.
+// answer back, with no header hygiene, auth or metering. -raw switches its
+// sockets to gateway/rawconn (the peer "minproxy-raw" of scripts/peers/run.sh).
 package main
 
 import (
 	"flag"
 	"log"
+	"net"
 	"time"
+
+	"github.com/caracal-gw/caracal/gateway/rawconn"
 
 	"github.com/valyala/fasthttp"
 )
@@ -16,8 +20,18 @@ func main() {
 	upstream := flag.String("upstream", "127.0.0.1:18000", "upstream host:port")
 	cert := flag.String("cert", "", "TLS certificate (PEM); plaintext when empty")
 	key := flag.String("key", "", "TLS key (PEM)")
+	raw := flag.Bool("raw", false, "raw socket reads and writes (gateway/rawconn) on both sides")
 	flag.Parse()
 	up := &fasthttp.HostClient{Addr: *upstream, MaxConns: 4096, MaxIdleConnDuration: time.Minute}
+	if *raw {
+		up.Dial = func(addr string) (net.Conn, error) {
+			c, err := fasthttp.Dial(addr)
+			if err != nil {
+				return nil, err
+			}
+			return rawconn.Wrap(c), nil
+		}
+	}
 	s := &fasthttp.Server{NoDefaultDate: true, NoDefaultServerHeader: true, Handler: func(ctx *fasthttp.RequestCtx) {
 		req := &ctx.Request
 		req.URI().SetScheme("http") // TLS ends here
@@ -26,8 +40,15 @@ func main() {
 			ctx.Error(err.Error(), fasthttp.StatusBadGateway)
 		}
 	}}
-	if *cert != "" {
-		log.Fatal(s.ListenAndServeTLS(*listen, *cert, *key))
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		log.Fatal(err)
 	}
-	log.Fatal(s.ListenAndServe(*listen))
+	if *raw {
+		ln = rawconn.Listener(ln)
+	}
+	if *cert != "" {
+		log.Fatal(s.ServeTLS(ln, *cert, *key))
+	}
+	log.Fatal(s.Serve(ln))
 }

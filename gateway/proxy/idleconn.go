@@ -3,6 +3,8 @@ package proxy
 import (
 	"net"
 	"time"
+
+	"github.com/caracal-gw/caracal/gateway/rawconn"
 )
 
 // idleConn extends the read deadline before every Read, so the upstream may stream for
@@ -35,7 +37,7 @@ func (c *idleConn) SetDeadline(t time.Time) error {
 	return c.Conn.SetWriteDeadline(t)
 }
 
-func idleDialer(dial func(string) (net.Conn, error), dialTimeout, idle time.Duration) func(string) (net.Conn, error) {
+func idleDialer(dial func(string) (net.Conn, error), dialTimeout, idle time.Duration, raw bool) func(string) (net.Conn, error) {
 	if dial == nil {
 		d := &net.Dialer{Timeout: dialTimeout}
 		dial = func(addr string) (net.Conn, error) { return d.Dial("tcp", addr) }
@@ -44,6 +46,9 @@ func idleDialer(dial func(string) (net.Conn, error), dialTimeout, idle time.Dura
 		c, err := dial(addr)
 		if err != nil {
 			return nil, err
+		}
+		if raw {
+			c = rawconn.Wrap(c)
 		}
 		return &idleConn{Conn: c, idle: idle}, nil
 	}

@@ -49,6 +49,9 @@ type Options struct {
 	TLSConfig *tls.Config
 	// Dial replaces the TCP dialer, e.g. ssrf.Guard.Dial for client-chosen targets.
 	Dial func(addr string) (net.Conn, error)
+	// RawSocketIO reads and writes upstream connections with raw system
+	// calls (gateway/rawconn).
+	RawSocketIO bool
 	// WriteError answers the client when forwarding fails before the response head
 	// was sent (502 upstream error or too large, 504 timeout). Default: plain text.
 	WriteError func(ctx *fasthttp.RequestCtx, status int, err error)
@@ -137,7 +140,7 @@ func newTarget(raw string, o *Options) (target, error) {
 		Transport:                &transport{bufferLimit: o.BufferBodySize},
 		NoDefaultUserAgentHeader: true,
 		DisablePathNormalizing:   true,
-		Dial:                     idleDialer(o.Dial, o.DialTimeout, o.ReadTimeout),
+		Dial:                     idleDialer(o.Dial, o.DialTimeout, o.ReadTimeout, o.RawSocketIO),
 	}
 	return target{
 		hc:       hc,

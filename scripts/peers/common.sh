@@ -75,6 +75,17 @@ wait_port() {
 # core_ticks CORE: busy clock ticks of that core so far (user+nice+system+irq+softirq+steal).
 core_ticks() { awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
 
+# proc_ctxsw PID: context switches (voluntary + involuntary) of the process's
+# threads so far, and of its children (nginx's worker).
+proc_ctxsw() {
+	local p t=0 n
+	for p in "$1" $(pgrep -P "$1" 2>/dev/null); do
+		n=$(cat /proc/"$p"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { s += $2 } END { print s + 0 }')
+		t=$((t + n))
+	done
+	echo "$t"
+}
+
 # proc_ticks PID: user+system clock ticks of the process and its threads.
 proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 

@@ -14,7 +14,9 @@ source "$(dirname "$0")/common.sh"
 DUR=${PEERS_DURATION:-10s}
 RATE=${PEERS_RATE:-10000}
 CONNS=${PEERS_CONNECTIONS:-32}
-ONLY=${PEERS_ONLY:-"haproxy nginx minproxy fwdproxy gateway"}
+# minproxy-raw: minproxy on gateway/rawconn sockets; gateway-netio: the gateway
+# with gateway.rawSocketIO=false (Go's ordinary socket I/O), for the A/B.
+ONLY=${PEERS_ONLY:-"haproxy nginx minproxy minproxy-raw fwdproxy gateway gateway-netio"}
 OUT=${PEERS_OUT:-$ROOT/bench-peers.txt}
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
@@ -34,19 +36,22 @@ measure() {
 	local name=$1 mode=$2 url=$3
 	shift 3
 	load "$url" 2000 2s "$CONNS" "$@" >/dev/null
-	local c0 p0 c1 p1
+	local c0 p0 c1 p1 x0 x1
 	c0=$(core_ticks 1)
 	p0=$(proc_ticks "$LAST_PID")
+	x0=$(proc_ctxsw "$LAST_PID")
 	load "$url" "$RATE" "$DUR" "$CONNS" "$@" >"$WORK/$name-$mode.json"
 	c1=$(core_ticks 1)
 	p1=$(proc_ticks "$LAST_PID")
-	python3 - "$WORK/$name-$mode.json" "$name" "$mode" $((c1 - c0)) $((p1 - p0)) "$HZ" >>"$RESULTS" <<'PY'
+	x1=$(proc_ctxsw "$LAST_PID")
+	python3 - "$WORK/$name-$mode.json" "$name" "$mode" $((c1 - c0)) $((p1 - p0)) "$HZ" $((x1 - x0)) >>"$RESULTS" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
-name, mode, core, proc, hz = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+name, mode, core, proc, hz, cs = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
 n = max(s["ok"], 1)
 print("\t".join(map(str, [name, mode, s["ok"], s["attempted"] - s["ok"], round(core / hz * 1e6 / n, 1),
-      round(proc / hz * 1e6 / n, 1), round(s["achieved_rate"]), s["latency"]["p50_us"], s["latency"]["p99_us"]])))
+      round(proc / hz * 1e6 / n, 1), round(s["achieved_rate"]), s["latency"]["p50_us"], s["latency"]["p99_us"],
+      round(cs / n, 2)])))
 PY
 	log "$(tail -1 "$RESULTS")"
 }
@@ -55,9 +60,10 @@ run_peer() {
 	local name=$1 mode=$2 port url flags=()
 	port=$([ "$mode" = tls ] && echo 1 || echo 0)
 	case $name in
-	minproxy)
+	minproxy | minproxy-raw)
 		local tlsf=()
 		[ "$mode" = tls ] && tlsf=(-cert "$WORK/cert.pem" -key "$WORK/key.pem")
+		[ "$name" = minproxy-raw ] && tlsf+=(-raw)
 		start 1 "$name-$mode" "$BIN/minproxy" -listen 127.0.0.1:180${port}1 -upstream 127.0.0.1:18000 "${tlsf[@]}"
 		url=127.0.0.1:180${port}1/v1/chat/completions ;;
 	fwdproxy)
@@ -73,13 +79,15 @@ run_peer() {
 		sed "s#@WORK@#$WORK#g" "$(dirname "$0")/nginx.conf" >"$WORK/nginx.conf"
 		start 1 "$name-$mode" nginx -p "$WORK" -c "$WORK/nginx.conf"
 		url=127.0.0.1:180${port}4/v1/chat/completions ;;
-	gateway)
+	gateway | gateway-netio)
 		if [ -z "${GW_KEY:-}" ]; then GW_KEY=$(setup_gateway 2>/dev/null); fi
+		local rawio=true
+		[ "$name" = gateway-netio ] && rawio=false
 		if [ "$mode" = tls ]; then
-			CARACAL_GATEWAY_LISTEN=127.0.0.1:18015 CARACAL_GATEWAY_PLAINTEXT=false CARACAL_GATEWAY_CERT_FILE=$WORK/cert.pem \
-				CARACAL_GATEWAY_KEY_FILE=$WORK/key.pem start 1 "$name-$mode" "$BIN/caracal" gateway
+			CARACAL_GATEWAY_RAW_SOCKET_IO=$rawio CARACAL_GATEWAY_LISTEN=127.0.0.1:18015 CARACAL_GATEWAY_PLAINTEXT=false \
+				CARACAL_GATEWAY_CERT_FILE=$WORK/cert.pem CARACAL_GATEWAY_KEY_FILE=$WORK/key.pem start 1 "$name-$mode" "$BIN/caracal" gateway
 		else
-			CARACAL_GATEWAY_PLAINTEXT=true start 1 "$name-$mode" "$BIN/caracal" gateway
+			CARACAL_GATEWAY_RAW_SOCKET_IO=$rawio CARACAL_GATEWAY_PLAINTEXT=true start 1 "$name-$mode" "$BIN/caracal" gateway
 		fi
 		url=127.0.0.1:180${port}5/benchai/chat/completions
 		flags=(-key "$GW_KEY") ;;
@@ -101,12 +109,12 @@ done
 import sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 by = {(r[0], r[1]): r for r in rows}
-print(f"{'peer':<10} {'mode':<5} {'ok':>7} {'err':>5} {'core1 µs/req':>12} {'proc µs/req':>11} {'×haproxy':>8} {'×minproxy':>9} {'req/s':>7} {'p50 µs':>8} {'p99 µs':>8}")
+print(f"{'peer':<13} {'mode':<5} {'ok':>7} {'err':>5} {'core1 µs/req':>12} {'proc µs/req':>11} {'×haproxy':>8} {'×nginx':>6} {'×minproxy':>9} {'ctxsw/req':>9} {'req/s':>7} {'p50 µs':>8} {'p99 µs':>8}")
 for r in rows:
     name, mode = r[0], r[1]
     def ratio(peer):
         b = by.get((peer, mode))
         return f"{float(r[5]) / float(b[5]):.2f}" if b and float(b[5]) > 0 else "-"
-    print(f"{name:<10} {mode:<5} {r[2]:>7} {r[3]:>5} {r[4]:>12} {r[5]:>11} {ratio('haproxy'):>8} {ratio('minproxy'):>9} {r[6]:>7} {float(r[7]):>8.0f} {float(r[8]):>8.0f}")
+    print(f"{name:<13} {mode:<5} {r[2]:>7} {r[3]:>5} {r[4]:>12} {r[5]:>11} {ratio('haproxy'):>8} {ratio('nginx'):>6} {ratio('minproxy'):>9} {r[9]:>9} {r[6]:>7} {float(r[7]):>8.0f} {float(r[8]):>8.0f}")
 PY
 } | tee "$OUT"
