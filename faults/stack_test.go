@@ -201,7 +201,7 @@ func (s *stack) consumers() {
 	s.t.Cleanup(adm.Close)
 	agg := aggregate.New(s.rc, "faults-metrics")
 	ar := &recovery.AutoReconciler{Pool: s.pool, Store: s.rc, Admin: kadm.NewClient(adm),
-		Opt: recovery.ReconcileOptions{Topic: tp.Metering, Group: "faults-metrics", LedgerGroup: "faults-ledger", Wait: 5 * time.Minute}}
+		Opt: recovery.ReconcileOptions{Topic: tp.Metering, Group: "faults-metrics", LedgerGroup: "faults-ledger", Wait: 5 * time.Minute, Kafka: s.cfg}}
 	agg.Guard = ar.Guard
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); ar.Run(ctx) }() //nolint:errcheck

@@ -165,7 +165,7 @@ func (a *app) consumerParts(ctx context.Context, cfg *config.Config, which strin
 		// set the ready key that lets gateways serve.
 		ar := &recovery.AutoReconciler{Pool: pool, Store: st, Admin: kadm.NewClient(adm),
 			Opt: recovery.ReconcileOptions{Topic: cfg.Kafka.Topics.Metering, Group: cf.group,
-				LedgerGroup: cfg.Kafka.Consumer.GroupPrefix + "-ledger", Wait: 5 * time.Minute, ReadyKey: cfg.Redis.BudgetReadyKey}}
+				LedgerGroup: cfg.Kafka.Consumer.GroupPrefix + "-ledger", Wait: 5 * time.Minute, ReadyKey: cfg.Redis.BudgetReadyKey, Kafka: cfg}}
 		agg.Guard = ar.Guard
 		p := &consumerParts{handler: agg, topics: []string{cfg.Kafka.Topics.Metering}, extra: []func(context.Context) error{ar.Run}}
 		return p, func() { adm.Close(); rc.Close() }, nil

@@ -102,7 +102,7 @@ itself: it does when it finds the ready key missing.`,
 			}
 			defer closeAll()
 			opt := recovery.ReconcileOptions{Topic: cfg.Kafka.Topics.Metering, Group: groups.aggregator, LedgerGroup: groups.ledger,
-				Wait: wait, ReadyKey: readyKey, Progress: a.treeProgress("reconciled")}
+				Wait: wait, ReadyKey: readyKey, Progress: a.treeProgress("reconciled"), Kafka: cfg}
 			if root != "" {
 				id, err := a.agentRef(ctx, root)
 				if err != nil {
@@ -123,7 +123,8 @@ itself: it does when it finds the ready key missing.`,
 			for _, p := range parts {
 				rows = append(rows, []string{strconv.Itoa(p), strconv.FormatInt(rep.Resume[int32(p)], 10)})
 			}
-			fmt.Fprintf(a.stderr, "%d trees, %d buckets from %d ledger entries (%d micro-units)\n", rep.Roots, rep.Buckets, rep.Entries, rep.Micros)
+			fmt.Fprintf(a.stderr, "%d trees, %d buckets from %d ledger entries (%d micro-units); %d leases that lost their record reserved again for %d events not applied yet\n",
+				rep.Roots, rep.Buckets, rep.Entries, rep.Micros, rep.PendingLeases, rep.Pending)
 			return a.print(rep, []string{"PARTITION", "AGGREGATOR RESUMES AT"}, rows)
 		},
 	}

@@ -76,7 +76,7 @@ Stop the deployed MetricsAggregator first; start it again afterwards.`,
 					return err
 				}
 				rep, err := recovery.Reconcile(ctx, pool, st, adm, recovery.ReconcileOptions{Topic: cfg.Kafka.Topics.Metering,
-					Group: g.aggregator, LedgerGroup: g.ledger, Resume: start, ReadyKey: readyKey})
+					Group: g.aggregator, LedgerGroup: g.ledger, Resume: start, ReadyKey: readyKey, Kafka: cfg})
 				if err != nil {
 					return err
 				}

@@ -102,12 +102,15 @@ func waitReady(t *testing.T, want bool, hs ...*holder) {
 }
 
 // TestStoreLossLeasesInFlight: two gateways hold leases when Redis loses
-// its data; the reconcile rebuilds the totals from the ledger and the
-// gateways, seeing the new generation of the ready key, drop their leases
-// and reserve again. Spending to the limit from both afterwards charges at
-// most the limit plus the documented bound (docs/budget.md: what one
-// gateway charged before the loss and the rebuilt totals miss). Gateways
-// that kept their old leases would spend them on top of a full new grant.
+// its data; the reconcile rebuilds the totals from the ledger, reserves
+// again what the events in Kafka above them charged, and the gateways,
+// seeing the new generation of the ready key, drop their leases and
+// reserve again. Spending to the limit from both afterwards charges at most
+// the limit plus the documented bound (docs/budget.md, case 4: what a
+// gateway charged before the loss whose events had not reached Kafka).
+// Gateways that kept their old leases would spend them on top of a full
+// new grant; without the restored reservations the charges in Kafka would
+// pass the limit too.
 func TestStoreLossLeasesInFlight(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -120,12 +123,14 @@ func TestStoreLossLeasesInFlight(t *testing.T) {
 	a, b := e.holder("gw-a"), e.holder("gw-b")
 	waitReady(t, true, a, b)
 
-	// Before the loss: 20 requests applied, then gateway a charges 5 more
-	// whose events are still in its producer, and has one in flight.
+	// Before the loss: 20 requests applied; gateway a charges 5 more whose
+	// events are in Kafka but not applied, 2 whose events are still in its
+	// producer, and has one request in flight.
 	ctest.Produce(t, e.cl, append(e.spendN(a, child, 10, cost), e.spendN(b, child, 10, cost)...)...)
 	e.runLedger()
 	e.runAggregator(false)
-	unapplied := e.spendN(a, child, 5, cost)
+	ctest.Produce(t, e.cl, e.spendN(a, child, 5, cost)...)
+	inProducer := e.spendN(a, child, 2, cost)
 	inflight, st := a.l.Take(child, 2*cost)
 	if st.Code != budget.OK {
 		t.Fatalf("take in flight: %+v", st)
@@ -139,12 +144,18 @@ func TestStoreLossLeasesInFlight(t *testing.T) {
 	if _, st := b.l.Take(child, 25_000); st.Code == budget.OK {
 		t.Fatal("a lease was refilled while the totals were missing")
 	}
-	rep, err := Reconcile(ctx, e.pool, e.store, e.adm, e.reconcileOptions())
+	opt := e.reconcileOptions()
+	opt.Kafka = e.cfg
+	rep, err := Reconcile(ctx, e.pool, e.store, e.adm, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Entries != 20 {
-		t.Fatalf("reconciled %d ledger entries, want 20", rep.Entries)
+	if rep.Entries != 20 || rep.Pending != 5 || rep.PendingLeases != 1 || rep.PendingMicros != 5*cost {
+		t.Fatalf("reconciled %d ledger entries, restored %d leases of %d micro-units from %d events; want 20, 1, %d, 5",
+			rep.Entries, rep.PendingLeases, rep.PendingMicros, rep.Pending, 5*cost)
+	}
+	if r, _ := e.store.Reserved(ctx, child.ID, child.Root); r != 5*cost {
+		t.Fatalf("reserved after the reconcile = %d, want the %d charged in Kafka", r, 5*cost)
 	}
 	waitReady(t, true, a, b)
 	if a.l.Resets.Load() == 0 || b.l.Resets.Load() == 0 {
@@ -153,7 +164,7 @@ func TestStoreLossLeasesInFlight(t *testing.T) {
 
 	// After the loss: the producer delivers, the request in flight ends,
 	// then both gateways spend until the budget denies them.
-	recs := append(unapplied, e.charge(a, child, 2*cost, a.l.Settle(inflight, 2*cost)))
+	recs := append(inProducer, e.charge(a, child, 2*cost, a.l.Settle(inflight, 2*cost)))
 	denied := map[*holder]bool{}
 	for i := 0; i < 400 && len(denied) < 2; i++ {
 		h := [2]*holder{a, b}[i%2]
@@ -174,9 +185,9 @@ func TestStoreLossLeasesInFlight(t *testing.T) {
 	e.runLedger()
 	e.runAggregator(false)
 
-	// Bound: what gateway a charged before the loss that the rebuilt
-	// totals miss (the 5 requests still in its producer).
-	bound := int64(len(unapplied)) * cost
+	// Bound: what gateway a charged before the loss whose events had not
+	// reached Kafka when the reconcile ran (2 requests).
+	bound := int64(len(inProducer)) * cost
 	charged := e.ledgerSum(e.child, time.Now().Add(-25*time.Hour))
 	t.Logf("limit %d, charged %d (bound %d)", limit, charged, bound)
 	if charged > limit+bound {

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/caracal-gw/caracal/internal/budget"
+	"github.com/caracal-gw/caracal/internal/config"
 	"github.com/caracal-gw/caracal/internal/event"
 )
 
@@ -31,6 +32,14 @@ type ReconcileOptions struct {
 	Now      time.Time
 	// Progress sees each tree done.
 	Progress func(done, total int)
+	// Kafka, when set, is the configuration to read the metering topic
+	// above the resume offsets with: what those events charged to leases
+	// whose record Redis lost is reserved again (budget.RestorePending),
+	// released and reclaimed after Drain (default 10 minutes) unless the
+	// aggregator applies it first. Nil: not restored (docs/budget.md,
+	// overshoot case 4).
+	Kafka *config.Config
+	Drain time.Duration
 }
 
 // ReconcileReport says what was rebuilt.
@@ -40,6 +49,10 @@ type ReconcileReport struct {
 	Entries int64
 	Micros  int64
 	Resume  map[int32]int64
+	// Pending is the number of events above the resume offsets that
+	// charged a lease; PendingLeases how many leases were restored with
+	// PendingMicros in all.
+	Pending, PendingLeases, PendingMicros int64
 }
 
 // Reconcile rebuilds the committed spend of every tree in Redis from the
@@ -100,6 +113,11 @@ func Reconcile(ctx context.Context, pool *pgxpool.Pool, st *budget.Store, adm *k
 		}
 	}
 	rep.Entries, rep.Micros = tot.Entries, tot.Micros
+	if opt.Kafka != nil {
+		if err := restorePending(ctx, st, adm, opt, roots, resume, rep); err != nil {
+			return rep, err
+		}
+	}
 	if err := MarkReady(ctx, st.Client(), opt.ReadyKey); err != nil {
 		return rep, err
 	}
@@ -163,4 +181,32 @@ func waitLedger(ctx context.Context, q Querier, group, topic string, resume map[
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// restorePending reserves again what the events above resume charged to
+// leases whose record is gone, for the trees in roots.
+func restorePending(ctx context.Context, st *budget.Store, adm *kadm.Client, opt ReconcileOptions, roots []event.UUID, resume map[int32]int64, rep *ReconcileReport) error {
+	if opt.Drain <= 0 {
+		opt.Drain = 10 * time.Minute
+	}
+	pend, n, err := readPending(ctx, opt.Kafka, adm, opt.Topic, resume, opt.Wait)
+	if err != nil {
+		return err
+	}
+	rep.Pending = n
+	for _, root := range roots {
+		list := pend[root]
+		if len(list) == 0 {
+			continue
+		}
+		k, err := st.RestorePending(ctx, root, list, opt.Drain)
+		if err != nil {
+			return err
+		}
+		rep.PendingLeases += int64(k)
+		for _, l := range list {
+			rep.PendingMicros += l.Micros
+		}
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/caracal-gw/caracal/internal/control"
+	"github.com/caracal-gw/caracal/internal/event"
 )
 
 // TestWatchReadyNewGeneration: the ready key's value changes between two
@@ -70,5 +71,50 @@ func TestWatchReadyNewGeneration(t *testing.T) {
 	}
 	if _, st := l.Take(tr.child, 20_000); st.Code != OK {
 		t.Fatalf("take once ready: %+v", st)
+	}
+}
+
+// TestRestorePending: a reconcile reserves again what a lost lease charged;
+// the gateway's release after its reset gives nothing of it back, the
+// aggregator's charges take it off, a new grant merges into it.
+func TestRestorePending(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	tr := newTree(nil, []control.Policy{pol(100_000, control.Daily, false)}, nil, nil)
+	chain := append([]event.UUID{tr.child.ID}, tr.child.Ancestors...)
+	lost := PendingLease{Chain: chain, Owner: "gw-1", Micros: 4000}
+	n, err := s.RestorePending(ctx, tr.root.ID, []PendingLease{lost}, time.Minute)
+	if err != nil || n != 1 {
+		t.Fatalf("restored %d, %v", n, err)
+	}
+	if r := mustReserved(t, s, tr.parent); r != 4000 {
+		t.Fatalf("reserved = %d, want 4000", r)
+	}
+	// A lease with a record keeps it.
+	if n, err := s.RestorePending(ctx, tr.root.ID, []PendingLease{lost}, time.Minute); err != nil || n != 0 {
+		t.Fatalf("restored again: %d, %v", n, err)
+	}
+	// The gateway's reset releases what it had left: nothing of this.
+	if d, err := s.Release(ctx, tr.root.ID, tr.child.ID, "gw-1", 9000, time.Minute); err != nil || d != 0 {
+		t.Fatalf("released %d, %v; want 0", d, err)
+	}
+	// The aggregator applies 1000 of the charges.
+	if err := s.ApplyBatch(ctx, "g", "t", 0, []Spend{tr.spend(tr.child, 1000, 1000, "gw-1", t0, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if r := mustReserved(t, s, tr.parent); r != 3000 {
+		t.Fatalf("reserved after one charge = %d, want 3000", r)
+	}
+	// A new grant merges: reserved = 3000 pending + the grant; a release
+	// now gives back the unused grant.
+	g, err := s.Reserve(ctx, &ReserveRequest{Root: tr.root.ID, Chain: tr.chain(tr.child), Owner: "gw-1", Requested: 10_000, MinGrant: 1, LeaseTTL: time.Minute, Now: t0})
+	if err != nil || g.Granted != 10_000 || !g.Held || g.Lease != 13_000 {
+		t.Fatalf("reserve: %+v %v", g, err)
+	}
+	if d, err := s.Release(ctx, tr.root.ID, tr.child.ID, "gw-1", 10_000, time.Minute); err != nil || d != 10_000 {
+		t.Fatalf("released %d, %v; want 10000", d, err)
+	}
+	if r := mustReserved(t, s, tr.parent); r != 3000 {
+		t.Fatalf("reserved after the release = %d, want the 3000 still pending", r)
 	}
 }

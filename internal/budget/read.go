@@ -3,6 +3,7 @@ package budget
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -136,4 +137,41 @@ func (s *Store) deleteMatching(ctx context.Context, pattern string) error {
 		}
 	}
 	return nil
+}
+
+// PendingLease is what one lease (an agent's, of one gateway process)
+// charged in events the aggregator has not applied yet.
+type PendingLease struct {
+	// Chain is the agent, then its ancestors up to the root.
+	Chain  []event.UUID
+	Owner  string
+	Micros int64
+}
+
+// RestorePending gives back their reservation to leases of the tree of root
+// that lost their record (Redis lost its data): a reconcile reads the
+// metering events above the offsets it rebuilt the totals to and restores,
+// per lease, what they charged, so that headroom is not granted twice
+// until the aggregator applies them (each applied event takes its charge
+// off the restored lease, as it would have off the lost one). A restored
+// lease is released: reclaimed after drain if charges never come. Leases
+// that still have a record keep it. It returns how many were restored.
+func (s *Store) RestorePending(ctx context.Context, root event.UUID, leases []PendingLease, drain time.Duration) (int, error) {
+	pfx := prefix(root)
+	args := []string{pfx, itoa(drain.Milliseconds()), itoa(int64(len(leases)))}
+	for _, l := range leases {
+		if len(l.Chain) == 0 || l.Owner == "" || strings.ContainsAny(l.Owner, " \t\n") || l.Micros < 0 || l.Micros > MaxLimitMicros {
+			return 0, fmt.Errorf("cannot restore a pending lease of root %s: bad lease %+v", root, l)
+		}
+		ids := make([]string, len(l.Chain))
+		for i, a := range l.Chain {
+			ids[i] = a.String()
+		}
+		args = append(args, leaseMember(l.Chain[0], l.Owner), strings.Join(ids, " "), itoa(l.Micros))
+	}
+	n, err := restorePendingScript.Exec(ctx, s.c, []string{leasesKey(pfx)}, args).AsInt64()
+	if err != nil {
+		return 0, fmt.Errorf("cannot restore the pending leases of root %s: %w", root, err)
+	}
+	return int(n), nil
 }

@@ -77,7 +77,7 @@ if grant > 0 then
   adjust(chain, share(a + grant) - share(a))
   a = a + grant
   redis.call('HSET', lk, 'a', S(a))
-  redis.call('HDEL', lk, 'rel')
+  redis.call('HDEL', lk, 'rel', 'pend')
 end
 if grant > 0 or held == 1 then redis.call('ZADD', KEYS[1], S(now + tonumber(ARGV[5])), ARGV[2]) end
 local unlimited = 0
@@ -87,11 +87,19 @@ return {S(grant), S(minHead), bindA, bindP, held, unlimited, S(a)}
 
 // releaseLua: KEYS[1] = the tree's lease set. ARGV: prefix, lease member,
 // unused amount, drain ms. What the gateway charged but the aggregator has
-// not applied yet stays reserved (until drain ms, then reclaimed).
+// not applied yet stays reserved (until drain ms, then reclaimed). A lease
+// a reconcile restored ('pend', restorePendingLua) holds only such charges
+// until its gateway is granted again: nothing of it is the gateway's to
+// give back.
 const releaseLua = luaCommon + `
 local lk = p .. 'l:' .. ARGV[2]
 local a = redis.call('HGET', lk, 'a')
 if not a then return '0' end
+if redis.call('HEXISTS', lk, 'pend') == 1 then
+  redis.call('HSET', lk, 'rel', '1')
+  redis.call('ZADD', KEYS[1], S(now + tonumber(ARGV[4])), ARGV[2])
+  return '0'
+end
 a = tonumber(a)
 local d = tonumber(ARGV[3])
 if d > share(a) then d = share(a) end
@@ -149,8 +157,33 @@ redis.call('SET', KEYS[1], S(hi), 'EX', 7776000)
 return {2, S(hi)}
 `
 
+// restorePendingLua: KEYS[1] = the tree's lease set. ARGV: prefix, drain
+// ms, number of leases, then per lease: member, chain, amount. A lease with
+// no record (Redis lost it) gets one holding amount — charges whose events
+// the aggregator has not applied yet — released ('rel') and restored
+// ('pend'), reclaimed after drain ms; its share joins "reserved" along the
+// chain. A lease with a record keeps it: that record holds its charges
+// already. Returns the number of leases restored.
+const restorePendingLua = luaCommon + `
+local n = 0
+local i = 4
+for _ = 1, tonumber(ARGV[3]) do
+  local m, chain, amt = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  i = i + 3
+  local lk = p .. 'l:' .. m
+  if amt > 0 and redis.call('EXISTS', lk) == 0 then
+    redis.call('HSET', lk, 'a', S(amt), 'c', chain, 'rel', '1', 'pend', '1')
+    adjust(chain, share(amt))
+    redis.call('ZADD', KEYS[1], S(now + tonumber(ARGV[2])), m)
+    n = n + 1
+  end
+end
+return n
+`
+
 var (
-	reserveScript = rueidis.NewLuaScript(reserveLua)
-	releaseScript = rueidis.NewLuaScript(releaseLua)
-	applyScript   = rueidis.NewLuaScript(applyLua)
+	restorePendingScript = rueidis.NewLuaScript(restorePendingLua)
+	reserveScript        = rueidis.NewLuaScript(reserveLua)
+	releaseScript        = rueidis.NewLuaScript(releaseLua)
+	applyScript          = rueidis.NewLuaScript(applyLua)
 )
