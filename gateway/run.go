@@ -16,7 +16,6 @@ import (
 	"github.com/caracal-gw/caracal/gateway/connlimit"
 	"github.com/caracal-gw/caracal/gateway/guard"
 	"github.com/caracal-gw/caracal/gateway/meter"
-	"github.com/caracal-gw/caracal/gateway/rawconn"
 	"github.com/caracal-gw/caracal/gateway/replay"
 	"github.com/caracal-gw/caracal/gateway/ssrf"
 	"github.com/caracal-gw/caracal/gateway/tlsconf"
@@ -24,6 +23,7 @@ import (
 	"github.com/caracal-gw/caracal/internal/config"
 	"github.com/caracal-gw/caracal/internal/control"
 	"github.com/caracal-gw/caracal/internal/event"
+	"github.com/caracal-gw/caracal/internal/rawconn"
 	"github.com/caracal-gw/caracal/internal/store"
 )
 
@@ -172,7 +172,7 @@ func StartWith(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool, so S
 	}
 	rg.Addr = ln.Addr().String()
 	if cfg.Gateway.RawSocketIO {
-		// Client connections read and write with raw system calls (gateway/rawconn).
+		// Client connections read and write with raw system calls (internal/rawconn).
 		ln = rawconn.Listener(ln)
 	}
 	// --- connection caps (issue 8, gateway/connlimit): per client address and

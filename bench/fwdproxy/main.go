@@ -11,7 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/caracal-gw/caracal/gateway/proxy"
-	"github.com/caracal-gw/caracal/gateway/rawconn"
+	"github.com/caracal-gw/caracal/internal/rawconn"
 )
 
 func main() {
@@ -19,7 +19,7 @@ func main() {
 	upstream := flag.String("upstream", "http://127.0.0.1:18000", "upstream URL")
 	cert := flag.String("cert", "", "TLS certificate (PEM); plaintext when empty")
 	key := flag.String("key", "", "TLS key (PEM)")
-	raw := flag.Bool("raw", true, "raw socket reads and writes (gateway/rawconn), as the gateway's default gateway.rawSocketIO")
+	raw := flag.Bool("raw", true, "raw socket reads and writes (internal/rawconn), as the gateway's default gateway.rawSocketIO")
 	flag.Parse()
 	up, err := proxy.NewUpstream([]string{*upstream}, proxy.Options{
 		CredentialHeader: []byte("Authorization"), CredentialValue: []byte("Bearer sk-bench"), RawSocketIO: *raw})

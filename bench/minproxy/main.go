@@ -1,7 +1,7 @@
 // Command minproxy is the ceiling for "Go + fasthttp doing nothing": a
 // reverse proxy that copies the request to one keep-alive upstream and the
 // answer back, with no header hygiene, auth or metering. -raw switches its
-// sockets to gateway/rawconn (the peer "minproxy-raw" of scripts/peers/run.sh).
+// sockets to internal/rawconn (the peer "minproxy-raw" of scripts/peers/run.sh).
 package main
 
 import (
@@ -10,7 +10,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/caracal-gw/caracal/gateway/rawconn"
+	"github.com/caracal-gw/caracal/internal/rawconn"
 
 	"github.com/valyala/fasthttp"
 )
@@ -20,7 +20,7 @@ func main() {
 	upstream := flag.String("upstream", "127.0.0.1:18000", "upstream host:port")
 	cert := flag.String("cert", "", "TLS certificate (PEM); plaintext when empty")
 	key := flag.String("key", "", "TLS key (PEM)")
-	raw := flag.Bool("raw", false, "raw socket reads and writes (gateway/rawconn) on both sides")
+	raw := flag.Bool("raw", false, "raw socket reads and writes (internal/rawconn) on both sides")
 	flag.Parse()
 	up := &fasthttp.HostClient{Addr: *upstream, MaxConns: 4096, MaxIdleConnDuration: time.Minute}
 	if *raw {

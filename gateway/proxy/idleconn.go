@@ -4,7 +4,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/caracal-gw/caracal/gateway/rawconn"
+	"github.com/caracal-gw/caracal/internal/rawconn"
 )
 
 // idleConn extends the read deadline before every Read, so the upstream may stream for

@@ -50,7 +50,7 @@ type Options struct {
 	// Dial replaces the TCP dialer, e.g. ssrf.Guard.Dial for client-chosen targets.
 	Dial func(addr string) (net.Conn, error)
 	// RawSocketIO reads and writes upstream connections with raw system
-	// calls (gateway/rawconn).
+	// calls (internal/rawconn).
 	RawSocketIO bool
 	// WriteError answers the client when forwarding fails before the response head
 	// was sent (502 upstream error or too large, 504 timeout). Default: plain text.

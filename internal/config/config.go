@@ -147,7 +147,7 @@ type Gateway struct {
 	SpoolDir      string `yaml:"spoolDir"`
 	SpoolMaxBytes int64  `yaml:"spoolMaxBytes"`
 	// RawSocketIO makes socket reads and writes on client and upstream
-	// connections raw system calls (gateway/rawconn): fewer thread switches
+	// connections raw system calls (internal/rawconn): fewer thread switches
 	// per request. false: the Go runtime's ordinary socket I/O.
 	RawSocketIO bool `yaml:"rawSocketIO"`
 }

@@ -4,8 +4,10 @@
 package kafkaopt
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -13,16 +15,26 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/caracal-gw/caracal/internal/config"
+	"github.com/caracal-gw/caracal/internal/rawconn"
 )
 
 // Client returns the connection options: brokers, client id, TLS and SASL.
-func Client(c *config.Config) []kgo.Opt {
+func Client(c *config.Config) []kgo.Opt { return client(c, false) }
+
+func client(c *config.Config, raw bool) []kgo.Opt {
 	opts := []kgo.Opt{kgo.SeedBrokers(c.Kafka.Brokers...)}
 	if c.Kafka.ClientID != "" {
 		opts = append(opts, kgo.ClientID(c.Kafka.ClientID))
 	}
+	var tc *tls.Config
 	if c.Kafka.TLS {
-		opts = append(opts, kgo.DialTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12}))
+		tc = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	switch {
+	case raw:
+		opts = append(opts, kgo.Dialer(rawDialer(tc)))
+	case tc != nil:
+		opts = append(opts, kgo.DialTLSConfig(tc))
 	}
 	s := c.Kafka.SASL
 	switch s.Mechanism {
@@ -39,9 +51,13 @@ func Client(c *config.Config) []kgo.Opt {
 // Producer returns the client options plus the guide's producer settings:
 // batch.size, linger.ms, compression.type, buffer.memory, acks and
 // enable.idempotence. Records are partitioned by key (the agent id).
+// With gateway.rawSocketIO the broker connections read and write with raw
+// system calls, like the gateway's client and upstream sockets: an ordinary
+// socket write after an idle spell wakes the runtime's sysmon thread, which
+// then polls every 20 µs on the gateway's core.
 func Producer(c *config.Config) ([]kgo.Opt, error) {
 	p := c.Kafka.Producer
-	opts := Client(c)
+	opts := client(c, c.Gateway.RawSocketIO)
 	codec, err := compression(p.CompressionType)
 	if err != nil {
 		return nil, err
@@ -69,6 +85,33 @@ func Producer(c *config.Config) ([]kgo.Opt, error) {
 		opts = append(opts, kgo.DisableIdempotentWrite())
 	}
 	return opts, nil
+}
+
+// rawDialer dials brokers over internal/rawconn sockets, with TLS on top when
+// tc is set (kgo.Dialer replaces kgo.DialTLSConfig, so the handshake is ours:
+// the server name is the broker's host, as franz-go sets it).
+func rawDialer(tc *tls.Config) func(ctx context.Context, network, host string) (net.Conn, error) {
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	return func(ctx context.Context, network, host string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, host)
+		if err != nil {
+			return nil, err
+		}
+		c = rawconn.Wrap(c)
+		if tc == nil {
+			return c, nil
+		}
+		cfg := tc.Clone()
+		if name, _, err := net.SplitHostPort(host); err == nil {
+			cfg.ServerName = name
+		}
+		tlsc := tls.Client(c, cfg)
+		if err := tlsc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return tlsc, nil
+	}
 }
 
 // Consumer returns the client options plus the guide's consumer settings for

@@ -14,7 +14,7 @@ source "$(dirname "$0")/common.sh"
 DUR=${PEERS_DURATION:-10s}
 RATE=${PEERS_RATE:-10000}
 CONNS=${PEERS_CONNECTIONS:-32}
-# minproxy-raw: minproxy on gateway/rawconn sockets; gateway-netio: the gateway
+# minproxy-raw: minproxy on internal/rawconn sockets; gateway-netio: the gateway
 # with gateway.rawSocketIO=false (Go's ordinary socket I/O), for the A/B.
 ONLY=${PEERS_ONLY:-"haproxy nginx minproxy minproxy-raw fwdproxy gateway gateway-netio"}
 OUT=${PEERS_OUT:-$ROOT/bench-peers.txt}
