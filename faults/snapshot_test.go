@@ -60,6 +60,17 @@ func TestSnapshotRestoreReplay(t *testing.T) {
 		t.Errorf("ledger root changed: %d %x -> %d %x", size, root, s2, r2)
 	}
 	t.Logf("caracal merkle verify: %s", strings.TrimSpace(s.caracal("merkle", "verify", "--public-key", s.vkey)))
+
+	// MerkleVerificationFailure: an edited entry makes `caracal merkle
+	// verify` fail and name it.
+	if _, err := s.pool.Exec(context.Background(), `UPDATE ledger SET cost_micros = cost_micros + 1 WHERE seq = 100`); err != nil {
+		t.Fatal(err)
+	}
+	out := s.caracalFails("merkle", "verify", "--public-key", s.vkey)
+	t.Logf("caracal merkle verify after an edit: %s", strings.TrimSpace(out))
+	if !strings.Contains(out, "entry 100 ") {
+		t.Errorf("caracal merkle verify does not name the edited entry 100:\n%s", out)
+	}
 }
 
 // allTotals reads every window of the bot and the org from Redis.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 
@@ -206,4 +207,51 @@ func (s *stack) waitReadyz(ready bool, within time.Duration) bool {
 		}
 	}
 	return false
+}
+
+// metric reads one series of the in-process gateway's /metrics (the
+// runbook's `curl .../metrics | grep`): name with its labels, exactly.
+func (s *stack) metric(series string) (float64, bool) {
+	resp, err := http.Get("http://" + s.gw.AdminAddr + "/metrics")
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
+}
+
+// waitMetric polls series until ok(value) holds, at most within.
+func (s *stack) waitMetric(series string, within time.Duration, ok func(float64) bool) (float64, bool) {
+	var v float64
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		var found bool
+		if v, found = s.metric(series); found && ok(v) {
+			return v, true
+		}
+	}
+	return v, false
+}
+
+// caracalFails runs the caracal command expecting it to fail; it returns
+// the output.
+func (s *stack) caracalFails(args ...string) string {
+	s.t.Helper()
+	argv := append(args, "--set", "database.url="+s.cfg.Database.URL)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, caracalBinary(s.t), argv...).CombinedOutput()
+	if err == nil {
+		s.t.Fatalf("caracal %s succeeded, want a failure:\n%s", strings.Join(args, " "), out)
+	}
+	return string(out)
 }
