@@ -8,6 +8,7 @@
 #
 #   scripts/peers/run.sh            # all peers, plain and TLS, 10 s each
 #   PEERS_DURATION=5s PEERS_RATE=8000 PEERS_ONLY="haproxy minproxy" scripts/peers/run.sh
+#   PEERS_ROUNDS=3 scripts/peers/run.sh   # every peer 3 times, interleaved; medians and ratio ranges
 #
 # Needs PostgreSQL, Redis and Kafka (scripts/services.sh up) for the gateway's full path.
 source "$(dirname "$0")/common.sh"
@@ -44,14 +45,14 @@ measure() {
 	c1=$(core_ticks 1)
 	p1=$(proc_ticks "$LAST_PID")
 	x1=$(proc_ctxsw "$LAST_PID")
-	python3 - "$WORK/$name-$mode.json" "$name" "$mode" $((c1 - c0)) $((p1 - p0)) "$HZ" $((x1 - x0)) >>"$RESULTS" <<'PY'
+	python3 - "$WORK/$name-$mode.json" "$name" "$mode" $((c1 - c0)) $((p1 - p0)) "$HZ" $((x1 - x0)) "${ROUND:-1}" >>"$RESULTS" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
 name, mode, core, proc, hz, cs = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
 n = max(s["ok"], 1)
 print("\t".join(map(str, [name, mode, s["ok"], s["attempted"] - s["ok"], round(core / hz * 1e6 / n, 1),
       round(proc / hz * 1e6 / n, 1), round(s["achieved_rate"]), s["latency"]["p50_us"], s["latency"]["p99_us"],
-      round(cs / n, 2)])))
+      round(cs / n, 2), sys.argv[8]])))
 PY
 	log "$(tail -1 "$RESULTS")"
 }
@@ -98,23 +99,45 @@ run_peer() {
 	stop_last
 }
 
-for mode in plain tls; do
-	for p in $ONLY; do run_peer "$p" "$mode"; done
+ROUNDS=${PEERS_ROUNDS:-1}
+for round in $(seq 1 "$ROUNDS"); do
+	ROUND=$round
+	for mode in plain tls; do
+		for p in $ONLY; do run_peer "$p" "$mode"; done
+	done
 done
 
 {
-	echo "# scripts/peers/run.sh  $(date -u +%Y-%m-%dT%H:%MZ)  rate=$RATE/s duration=$DUR connections=$CONNS"
+	echo "# scripts/peers/run.sh  $(date -u +%Y-%m-%dT%H:%MZ)  rate=$RATE/s duration=$DUR connections=$CONNS rounds=$ROUNDS (peers interleaved in each round)"
 	echo "# $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(go version | cut -d' ' -f3), $(haproxy -v | head -1 | cut -d' ' -f1-3), $(nginx -v 2>&1 | cut -d' ' -f3)"
+	echo "# µs/req and ctxsw/req: median over rounds; ×peer: the ratio of process µs/req to that peer's in the same round, median [min-max] over rounds"
 	python3 - "$RESULTS" <<'PY'
-import sys
+import statistics as st, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
-by = {(r[0], r[1]): r for r in rows}
-print(f"{'peer':<13} {'mode':<5} {'ok':>7} {'err':>5} {'core1 µs/req':>12} {'proc µs/req':>11} {'×haproxy':>8} {'×nginx':>6} {'×minproxy':>9} {'ctxsw/req':>9} {'req/s':>7} {'p50 µs':>8} {'p99 µs':>8}")
+by = {}   # (name, mode) -> {round: row}
+order = []
 for r in rows:
-    name, mode = r[0], r[1]
-    def ratio(peer):
-        b = by.get((peer, mode))
-        return f"{float(r[5]) / float(b[5]):.2f}" if b and float(b[5]) > 0 else "-"
-    print(f"{name:<13} {mode:<5} {r[2]:>7} {r[3]:>5} {r[4]:>12} {r[5]:>11} {ratio('haproxy'):>8} {ratio('nginx'):>6} {ratio('minproxy'):>9} {r[9]:>9} {r[6]:>7} {float(r[7]):>8.0f} {float(r[8]):>8.0f}")
+    k = (r[0], r[1])
+    if k not in by:
+        by[k] = {}
+        order.append(k)
+    by[k][r[10]] = r
+def med(k, i):
+    return st.median(float(r[i]) for r in by[k].values())
+def ratio(k, peer):
+    b = by.get((peer, k[1]))
+    if not b:
+        return "-"
+    xs = [float(r[5]) / float(b[rd][5]) for rd, r in by[k].items() if rd in b and float(b[rd][5]) > 0]
+    if not xs:
+        return "-"
+    if len(xs) == 1:
+        return f"{xs[0]:.2f}"
+    return f"{st.median(xs):.2f} [{min(xs):.2f}-{max(xs):.2f}]"
+print(f"{'peer':<13} {'mode':<5} {'ok':>8} {'err':>5} {'core1 µs/req':>12} {'proc µs/req':>11} {'ctxsw/req':>9} {'×haproxy':>17} {'×nginx':>17} {'×minproxy':>17} {'p99 µs':>8}")
+for k in order:
+    ok = sum(int(r[2]) for r in by[k].values())
+    err = sum(int(r[3]) for r in by[k].values())
+    print(f"{k[0]:<13} {k[1]:<5} {ok:>8} {err:>5} {med(k, 4):>12.1f} {med(k, 5):>11.1f} {med(k, 9):>9.2f} {ratio(k, 'haproxy'):>17} {ratio(k, 'nginx'):>17} {ratio(k, 'minproxy'):>17} {med(k, 8):>8.0f}")
 PY
 } | tee "$OUT"
