@@ -32,13 +32,15 @@ func envInt(name string, def int) int {
 	return def
 }
 
-// firstDecode records when the runner handed the writer its first record
-// and the time spent in Decode and in HandleBatch.
+// firstDecode records when the runner handed the writer (or its fork) its
+// first record and the time spent in Decode and in HandleBatch.
 type firstDecode struct {
 	*Writer
-	first          atomic.Int64
-	decode, handle time.Duration
-	batches        int
+	*decodeClock
+}
+
+type decodeClock struct {
+	first, decode, handle, batches atomic.Int64
 }
 
 func (f *firstDecode) Decode(r *kgo.Record) error {
@@ -47,16 +49,20 @@ func (f *firstDecode) Decode(r *kgo.Record) error {
 		f.first.CompareAndSwap(0, t0.UnixNano())
 	}
 	err := f.Writer.Decode(r)
-	f.decode += time.Since(t0)
+	f.decode.Add(int64(time.Since(t0)))
 	return err
 }
 
 func (f *firstDecode) HandleBatch(ctx context.Context, b *runner.Batch) error {
 	t0 := time.Now()
 	err := f.Writer.HandleBatch(ctx, b)
-	f.handle += time.Since(t0)
-	f.batches++
+	f.handle.Add(int64(time.Since(t0)))
+	f.batches.Add(1)
 	return err
+}
+
+func (f *firstDecode) Fork() runner.Handler {
+	return &firstDecode{Writer: f.Writer.Fork().(*Writer), decodeClock: f.decodeClock}
 }
 
 func cpuSeconds() float64 {
@@ -142,16 +148,19 @@ func pipelineEvents(b *testing.B, brokers []string, topic string, partitions, n 
 // (CARACAL_PIPELINE_EVENTS, default 100000) already on the real broker in a
 // fresh topic of CARACAL_PIPELINE_PARTITIONS (default 6) partitions are
 // consumed by the real runner with the LedgerWriter (max.poll.records
-// CARACAL_PIPELINE_POLL, default the configuration's) and the sealer
-// (default consume flags: checkpoint every 10000 or 2 s, 20000 per seal) on
-// a fresh database, until all N rows are committed, sealed and under a
-// signed checkpoint of size N. The clock runs from the first record the
-// writer sees (after the group join) to that checkpoint. In the same run
-// the same N rows are COPYed by plain pgx into an unindexed table of the
-// staging shape, 5000 rows per COPY: the ceiling. Run with -benchtime=1x.
+// CARACAL_PIPELINE_POLL, default the configuration's; the runner's overlap
+// off with CARACAL_PIPELINE_SEQUENTIAL=1) and the sealer (default consume
+// flags: checkpoint every 10000 or 2 s, 20000 per seal) on a fresh
+// database, until all N rows are committed, sealed and under a signed
+// checkpoint of size N. The clock runs from the first record the writer
+// sees (after the group join). In the same run the same N rows are COPYed
+// by plain pgx, 5000 rows per chunk, into an unindexed table (the ceiling)
+// and into tables with the ledger's indexes (see rawCopyRates). x-copy and
+// x-indexed-copy are the sealed rate over those. Run with -benchtime=1x.
 func BenchmarkPipelineEndToEnd(b *testing.B) {
 	n := envInt("CARACAL_PIPELINE_EVENTS", 100000)
 	parts := envInt("CARACAL_PIPELINE_PARTITIONS", 6)
+	sequential := os.Getenv("CARACAL_PIPELINE_SEQUENTIAL") == "1"
 	brokers := testenv.KafkaBrokers(b)
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
@@ -161,18 +170,22 @@ func BenchmarkPipelineEndToEnd(b *testing.B) {
 		pool := testenv.PG(b)
 		topic, group := testenv.Name("pipe-"), testenv.Name("g-")
 		recs := pipelineEvents(b, brokers, topic, parts, n)
-		r := runPipeline(b, cfg, pool, topic, group, int64(n))
-		copyRate := rawCopyRate(b, pool, recs)
+		r := runPipeline(b, cfg, pool, topic, group, int64(n), sequential)
+		copies := rawCopyRates(b, pool, recs)
+		sealedRate := float64(n) / r.sealed.Seconds()
 		b.ReportMetric(r.rate, "events/s")
 		b.ReportMetric(float64(n)/r.commit.Seconds(), "committed-events/s")
-		b.ReportMetric(copyRate, "copy-events/s")
-		b.ReportMetric(r.rate/copyRate, "x-copy")
+		b.ReportMetric(sealedRate, "sealed-events/s")
+		b.ReportMetric(copies.plain, "copy-events/s")
+		b.ReportMetric(copies.indexed, "indexed-copy-events/s")
+		b.ReportMetric(sealedRate/copies.plain, "x-copy")
+		b.ReportMetric(sealedRate/copies.indexed, "x-indexed-copy")
 		b.ReportMetric(r.cpu/float64(n)*1e6, "cpu-µs/event")
 		b.ReportMetric(r.machine*100, "machine-busy-%")
-		b.Logf("N=%d partitions=%d poll=%d: commit %v, sealed %v, checkpoint %v; COPY %.0f/s; process CPU %.2f s; "+
-			"%d batches, in Decode %v, in HandleBatch %v, the rest of the runner loop (fetch wait, Kafka commit) %v",
-			n, parts, cfg.Kafka.Consumer.MaxPollRecords, r.commit, r.sealed, r.total, copyRate, r.cpu,
-			r.batches, r.decode, r.handle, r.commit-r.decode-r.handle)
+		b.Logf("N=%d partitions=%d poll=%d sequential=%v: commit %v, sealed %v, checkpoint %v; COPY %.0f/s, indexed COPY %.0f/s; process CPU %.2f s; "+
+			"%d batches, in Decode %v, in HandleBatch %v (overlapping unless sequential)",
+			n, parts, cfg.Kafka.Consumer.MaxPollRecords, sequential, r.commit, r.sealed, r.total, copies.plain, copies.indexed, r.cpu,
+			r.batches, r.decode, r.handle)
 	}
 }
 
@@ -183,7 +196,7 @@ type pipelineResult struct {
 	rate, cpu, machine    float64
 }
 
-func runPipeline(b *testing.B, cfg *config.Config, pool *pgxpool.Pool, topic, group string, n int64) pipelineResult {
+func runPipeline(b *testing.B, cfg *config.Config, pool *pgxpool.Pool, topic, group string, n int64, sequential bool) pipelineResult {
 	b.Helper()
 	skey, _, err := GenerateKey("caracal-ledger-bench")
 	if err != nil {
@@ -193,9 +206,9 @@ func runPipeline(b *testing.B, cfg *config.Config, pool *pgxpool.Pool, topic, gr
 	if err != nil {
 		b.Fatal(err)
 	}
-	w := &firstDecode{Writer: NewWriter(pool, group)}
+	w := &firstDecode{Writer: NewWriter(pool, group), decodeClock: &decodeClock{}}
 	rn, err := runner.New(cfg, w, runner.Options{Name: "ledger", Group: group, Topics: []string{topic},
-		DLQTopic: topic + "-dlq", MaxPollRecords: cfg.Kafka.Consumer.MaxPollRecords})
+		DLQTopic: topic + "-dlq", MaxPollRecords: cfg.Kafka.Consumer.MaxPollRecords, Sequential: sequential})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -252,16 +265,25 @@ func runPipeline(b *testing.B, cfg *config.Config, pool *pgxpool.Pool, topic, gr
 	first := time.Unix(0, w.first.Load())
 	res.commit, res.sealed, res.total = committedAt.Sub(first), sealedAt.Sub(first), end.Sub(first)
 	res.rate = float64(n) / res.total.Seconds()
-	res.decode, res.handle, res.batches = w.decode, w.handle, w.batches
+	res.decode, res.handle, res.batches = time.Duration(w.decode.Load()), time.Duration(w.handle.Load()), int(w.batches.Load())
 	if got := q(`SELECT count(*) FROM ledger`); got != n {
 		b.Fatalf("%d ledger rows, want %d", got, n)
 	}
 	return res
 }
 
-// rawCopyRate COPYs the rows of recs (decoded as the writer does) into an
-// unindexed table of the staging shape, 5000 per COPY, and returns rows/s.
-func rawCopyRate(b *testing.B, pool *pgxpool.Pool, recs []*kgo.Record) float64 {
+// copyRates are the two raw pgx COPY baselines of the same rows, in rows/s.
+type copyRates struct {
+	plain   float64 // into an unindexed table of the staging shape, one COPY per chunk
+	indexed float64 // into tables with the ledger's and ledger_ids' indexes, two COPYs per chunk in one transaction
+}
+
+// rawCopyRates COPYs the rows of recs (decoded as the writer does), 5000 per
+// chunk, first into an unindexed table of the staging shape (the ceiling),
+// then, with their seq, into a partitioned copy of ledger and a copy of
+// ledger_ids that carry exactly the indexes the migrations gave the real
+// ones (read from pg_indexes): what PostgreSQL itself costs for these rows.
+func rawCopyRates(b *testing.B, pool *pgxpool.Pool, recs []*kgo.Record) copyRates {
 	b.Helper()
 	ctx := context.Background()
 	w := NewWriter(pool, "raw")
@@ -276,13 +298,69 @@ func rawCopyRate(b *testing.B, pool *pgxpool.Pool, recs []*kgo.Record) float64 {
 		reserved_micros bigint, currency char(3), status int, latency_us bigint, pricing smallint, src_partition int, src_offset bigint)`); err != nil {
 		b.Fatal(err)
 	}
+	var out copyRates
 	start := time.Now()
 	for i := 0; i < len(rows); i += benchBatch {
 		if _, err := pool.CopyFrom(ctx, pgx.Identifier{"raw_copy"}, stageColumns, &stageSource{rows: rows[i:min(i+benchBatch, len(rows))], i: -1}); err != nil {
 			b.Fatal(fmt.Errorf("cannot copy: %w", err))
 		}
 	}
-	return float64(len(rows)) / time.Since(start).Seconds()
+	out.plain = float64(len(rows)) / time.Since(start).Seconds()
+
+	ddl := []string{
+		`CREATE TABLE raw_ledger (LIKE ledger INCLUDING DEFAULTS INCLUDING CONSTRAINTS) PARTITION BY RANGE (ts)`,
+		`CREATE TABLE raw_ledger_all PARTITION OF raw_ledger FOR VALUES FROM (MINVALUE) TO (MAXVALUE)`,
+		`CREATE TABLE raw_ledger_ids (LIKE ledger_ids INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`,
+	}
+	idx, err := pool.Query(ctx, `SELECT tablename, indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename IN ('ledger', 'ledger_ids') ORDER BY indexname`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var table, def string
+	n := 0
+	if _, err := pgx.ForEachRow(idx, []any{&table, &def}, func() error {
+		// "CREATE [UNIQUE] INDEX name ON [ONLY] schema.table USING ..." -> the raw copy.
+		head, rest, ok := strings.Cut(def, " ON ")
+		_, using, ok2 := strings.Cut(rest, " USING ")
+		if !ok || !ok2 {
+			return fmt.Errorf("unexpected index definition %q", def)
+		}
+		unique := ""
+		if strings.HasPrefix(head, "CREATE UNIQUE") {
+			unique = "UNIQUE "
+		}
+		n++
+		ddl = append(ddl, fmt.Sprintf("CREATE %sINDEX raw_%s_%d ON raw_%s USING %s", unique, table, n, table, using))
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	for _, q := range ddl {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			b.Fatalf("%s: %v", q, err)
+		}
+	}
+	all := make([]int32, len(rows))
+	for i := range all {
+		all[i] = int32(i)
+	}
+	start = time.Now()
+	for i := 0; i < len(rows); i += benchBatch {
+		j := min(i+benchBatch, len(rows))
+		cw := &Writer{rows: rows[i:j], fresh: all[:j-i]}
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"raw_ledger_ids"}, []string{"event_id", "seq"}, &freshSource{w: cw, next: int64(i), i: -1}); err != nil {
+				return err
+			}
+			_, err := tx.CopyFrom(ctx, pgx.Identifier{"raw_ledger"}, ledgerColumns, &freshSource{w: cw, next: int64(i), i: -1, full: true})
+			return err
+		})
+		if err != nil {
+			b.Fatal(fmt.Errorf("cannot copy: %w", err))
+		}
+	}
+	out.indexed = float64(len(rows)) / time.Since(start).Seconds()
+	return out
 }
 
 // The COPY fast path and its fallback keep the writer's semantics: the

@@ -16,15 +16,24 @@ import (
 	"github.com/caracal-gw/caracal/consumers/runner"
 )
 
-// countingWriter counts the records the runner hands to the writer.
+// countingWriter counts the records the runner hands to the writer (and
+// to its fork).
 type countingWriter struct {
 	*Writer
-	decoded atomic.Int64
+	decoded *atomic.Int64
+}
+
+func newCountingWriter(w *Writer) *countingWriter {
+	return &countingWriter{Writer: w, decoded: new(atomic.Int64)}
 }
 
 func (c *countingWriter) Decode(r *kgo.Record) error {
 	c.decoded.Add(1)
 	return c.Writer.Decode(r)
+}
+
+func (c *countingWriter) Fork() runner.Handler {
+	return &countingWriter{Writer: c.Writer.Fork().(*Writer), decoded: c.decoded}
 }
 
 // The runner seeks to the offsets stored with the rows, not to Kafka's
@@ -35,7 +44,7 @@ func TestLedgerSeeksToStoredOffsets(t *testing.T) {
 	f.consume(NewWriter(f.pool, f.group), 30)
 	ctest.RewindGroup(t, f.producer, f.group, f.topic)
 	f.produce(f.events(5)...)
-	w := &countingWriter{Writer: NewWriter(f.pool, f.group)}
+	w := newCountingWriter(NewWriter(f.pool, f.group))
 	f.consume(w, 35)
 	if got := w.decoded.Load(); got != 5 {
 		t.Fatalf("the writer read %d records after Kafka's offsets were rewound, want the 5 new ones", got)

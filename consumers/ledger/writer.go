@@ -60,6 +60,14 @@ func NewWriter(pool *pgxpool.Pool, group string) *Writer {
 	return &Writer{pool: pool, group: group, now: time.Now, months: map[int64]bool{}, seen: map[[16]byte]struct{}{}}
 }
 
+// Fork implements runner.Forker: a Writer for the same database and group
+// with its own batch buffer, so the runner decodes the next batch while
+// this one is stored. HandleBatch calls of the two never overlap.
+func (w *Writer) Fork() runner.Handler {
+	return &Writer{pool: w.pool, group: w.group, now: w.now, months: map[int64]bool{}, seen: map[[16]byte]struct{}{},
+		beforeCommit: w.beforeCommit}
+}
+
 // Begin implements runner.Handler.
 func (w *Writer) Begin() { w.rows = w.rows[:0] }
 

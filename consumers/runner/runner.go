@@ -5,9 +5,12 @@
 // failed batch with backoff without committing it, and commits offsets to
 // Kafka only after the handler stored the batch.
 //
-// Rebalances are blocked while a batch is in flight (kgo.BlockRebalanceOnPoll),
-// so a revoke always happens between batches: the batch is finished and its
-// offsets committed before the partitions go.
+// The batch is stored in a goroutine while the runner polls (and, for a
+// Forker, decodes) the next one; Kafka commits are asynchronous. Rebalances
+// are blocked from a poll until its batch is handed to the store step
+// (kgo.BlockRebalanceOnPoll), and a revoke waits for the batch being stored,
+// so it always happens between batches: every polled record is stored and
+// its offsets committed (synchronously) before the partitions go.
 package runner
 
 import (
@@ -66,6 +69,17 @@ type Handler interface {
 	Stored(ctx context.Context, assigned map[string][]int32) (Offsets, error)
 }
 
+// Forker is a Handler whose next batch can be decoded while the current one
+// is stored. Fork returns a second handler for the same store with its own
+// batch buffer; the runner alternates batches between the two. It calls
+// Decode on one of them only (one goroutine at a time) and never runs two
+// HandleBatch calls at once, but Decode on one may run during HandleBatch
+// on the other. Fork is called when Run starts.
+type Forker interface {
+	Handler
+	Fork() Handler
+}
+
 // Options configure a Runner.
 type Options struct {
 	// Name is the consumer label of the metrics ("ledger", "metrics", "audit").
@@ -81,6 +95,10 @@ type Options struct {
 	// keeps retrying.
 	RetryMin, RetryMax time.Duration
 	UnhealthyAfter     int
+	// Sequential turns the overlap off: each batch is decoded, stored and
+	// its offsets committed to Kafka synchronously before the next poll
+	// (for comparisons).
+	Sequential bool
 	// ExtraOpts are appended to the client options (tests).
 	ExtraOpts []kgo.Opt
 	Logger    *slog.Logger
@@ -126,6 +144,7 @@ type Runner struct {
 	// callback and the lag gauge.
 	mu        sync.Mutex
 	committed Offsets
+	flight    *flight // the batch being stored (or the last one stored)
 	lag       map[string]*atomic.Int64
 
 	records, batches, dlq, failures *metrics.Counter
@@ -208,14 +227,23 @@ func (r *Runner) retryStored(ctx context.Context, assigned map[string][]int32) (
 	return out, err
 }
 
-// onRevoked runs between batches (rebalances are blocked during one): the
-// last batch is stored, so its offsets are committed before the partitions go.
+// onRevoked runs while no poll is being processed (rebalances are blocked
+// from a poll until the runner has handed the batch to its store step): the
+// batch being stored, if any, is finished first, then every stored offset is
+// committed synchronously before the partitions go. Records fetched but not
+// yet polled for the revoked partitions are dropped by the client.
 func (r *Runner) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	r.mu.Lock()
+	fl := r.flight
+	r.mu.Unlock()
+	if fl != nil {
+		<-fl.done
+	}
 	r.mu.Lock()
 	off := r.committed
 	r.committed = Offsets{}
 	r.mu.Unlock()
-	if err := r.commitKafka(ctx, off); err != nil {
+	if err := r.commitKafkaSync(ctx, off); err != nil {
 		r.opts.Logger.Warn("cannot commit offsets on revoke", "consumer", r.opts.Name, "err", err)
 	}
 	for t, ps := range revoked {
@@ -225,10 +253,35 @@ func (r *Runner) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[stri
 	}
 }
 
-// Run consumes until ctx is done. A batch is never committed before the
-// handler stored it; on cancel the batch in flight is abandoned uncommitted.
+// flight is a batch being stored: the DLQ records, the handler's
+// HandleBatch, then the Kafka offset commit.
+type flight struct {
+	done chan struct{}
+	err  error
+}
+
+// Run consumes until ctx is done. A batch's offsets are never committed
+// before the handler stored it; on cancel the batch in flight is abandoned
+// uncommitted.
+//
+// Unless Options.Sequential is set, storing a batch overlaps with polling
+// the next one, and, when the handler is a Forker, with decoding it into the
+// fork: at most one batch is being stored and one decoded. Stores run one at
+// a time in poll order, so offsets are stored and committed in order.
 func (r *Runner) Run(ctx context.Context) error {
-	for ctx.Err() == nil {
+	hs := [2]Handler{r.h, r.h}
+	f, forked := r.h.(Forker)
+	forked = forked && !r.opts.Sequential
+	if forked {
+		hs[1] = f.Fork()
+	}
+	var fl *flight
+	defer func() {
+		if fl != nil {
+			<-fl.done
+		}
+	}()
+	for slot := 0; ctx.Err() == nil; {
 		fetches := r.cl.PollRecords(ctx, r.opts.MaxPollRecords)
 		if fetches.IsClientClosed() {
 			return nil
@@ -240,28 +293,69 @@ func (r *Runner) Run(ctx context.Context) error {
 		fetches.EachError(func(t string, p int32, err error) {
 			r.opts.Logger.Warn("fetch error", "consumer", r.opts.Name, "topic", t, "partition", p, "err", err)
 		})
-		err := r.handle(ctx, fetches)
-		r.cl.AllowRebalance()
-		if err != nil {
-			if ctx.Err() != nil {
-				break
+		// The handler's buffer is free once its previous batch is stored:
+		// with a fork, the batch in flight is in the other one.
+		if !forked && fl != nil {
+			if err := r.land(&fl); err != nil {
+				r.cl.AllowRebalance()
+				return r.stopped(ctx, err)
 			}
-			return err
 		}
+		start := time.Now()
+		b, rejects, hwm := r.decode(hs[slot], fetches)
+		if fl != nil {
+			if err := r.land(&fl); err != nil {
+				r.cl.AllowRebalance()
+				return r.stopped(ctx, err)
+			}
+		}
+		if b != nil {
+			fl = r.launch(ctx, hs[slot], b, rejects, hwm, start)
+			if forked {
+				slot ^= 1
+			}
+			if r.opts.Sequential {
+				if err := r.land(&fl); err != nil {
+					r.cl.AllowRebalance()
+					return r.stopped(ctx, err)
+				}
+			}
+		}
+		// From here a rebalance may run; its revoke waits for the batch in
+		// flight, which holds every record polled so far.
+		r.cl.AllowRebalance()
 	}
 	return nil
 }
 
-func (r *Runner) handle(ctx context.Context, fetches kgo.Fetches) error {
-	start := time.Now()
+// stopped maps the error of a batch to Run's result: nil when ctx ended it.
+func (r *Runner) stopped(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// land waits for the batch in flight and clears it.
+func (r *Runner) land(fl **flight) error {
+	f := *fl
+	<-f.done
+	*fl = nil
+	return f.err
+}
+
+// decode hands the poll's records to h and returns the batch (nil when the
+// poll touched no partition), the records for the DLQ and the partitions'
+// high watermarks.
+func (r *Runner) decode(h Handler, fetches kgo.Fetches) (*Batch, []*kgo.Record, map[string]int64) {
 	b := &Batch{Next: Offsets{}}
 	hwm := map[string]int64{}
 	var rejects []*kgo.Record
-	r.h.Begin()
+	h.Begin()
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 		hwm[lagKey(p.Topic, p.Partition)] = p.HighWatermark
 		for _, rec := range p.Records {
-			if err := r.h.Decode(rec); err != nil {
+			if err := h.Decode(rec); err != nil {
 				rejects = append(rejects, dlqRecord(r.opts, rec, err))
 				continue
 			}
@@ -272,8 +366,25 @@ func (r *Runner) handle(ctx context.Context, fetches kgo.Fetches) error {
 		}
 	})
 	if len(b.Next) == 0 {
-		return nil
+		return nil, nil, nil
 	}
+	return b, rejects, hwm
+}
+
+// launch stores b in a new goroutine and makes it the batch in flight.
+func (r *Runner) launch(ctx context.Context, h Handler, b *Batch, rejects []*kgo.Record, hwm map[string]int64, start time.Time) *flight {
+	fl := &flight{done: make(chan struct{})}
+	r.mu.Lock()
+	r.flight = fl
+	r.mu.Unlock()
+	go func() {
+		defer close(fl.done)
+		fl.err = r.store(ctx, h, b, rejects, hwm, start)
+	}()
+	return fl
+}
+
+func (r *Runner) store(ctx context.Context, h Handler, b *Batch, rejects []*kgo.Record, hwm map[string]int64, start time.Time) error {
 	// Rejected records reach the DLQ before the offsets past them are stored:
 	// a crash in between repeats them in the DLQ but never loses one.
 	if len(rejects) > 0 {
@@ -282,7 +393,7 @@ func (r *Runner) handle(ctx context.Context, fetches kgo.Fetches) error {
 		}
 		r.dlq.Add(len(rejects))
 	}
-	if err := r.retry(ctx, "store the batch", func() error { return r.h.HandleBatch(ctx, b) }); err != nil {
+	if err := r.retry(ctx, "store the batch", func() error { return h.HandleBatch(ctx, b) }); err != nil {
 		return err
 	}
 	r.records.Add(len(b.Records))
@@ -296,9 +407,15 @@ func (r *Runner) handle(ctx context.Context, fetches kgo.Fetches) error {
 	}
 	r.mu.Unlock()
 	// Kafka's committed offsets follow the stored ones, for lag and for
-	// tools; the handler's stored offsets stay the truth.
-	if err := r.commitKafka(ctx, b.Next); err != nil {
-		r.opts.Logger.Warn("cannot commit offsets to Kafka", "consumer", r.opts.Name, "err", err)
+	// tools; the handler's stored offsets stay the truth. The commit is
+	// asynchronous (the client keeps commits in order); a revoke commits
+	// synchronously after waiting for this batch.
+	if r.opts.Sequential {
+		if err := r.commitKafkaSync(ctx, b.Next); err != nil {
+			r.opts.Logger.Warn("cannot commit offsets to Kafka", "consumer", r.opts.Name, "err", err)
+		}
+	} else {
+		r.commitKafka(ctx, b.Next)
 	}
 	for t, ps := range b.Next {
 		for p, next := range ps {
@@ -310,10 +427,7 @@ func (r *Runner) handle(ctx context.Context, fetches kgo.Fetches) error {
 	return nil
 }
 
-func (r *Runner) commitKafka(ctx context.Context, off Offsets) error {
-	if len(off) == 0 {
-		return nil
-	}
+func epochOffsets(off Offsets) map[string]map[int32]kgo.EpochOffset {
 	m := make(map[string]map[int32]kgo.EpochOffset, len(off))
 	for t, ps := range off {
 		m[t] = make(map[int32]kgo.EpochOffset, len(ps))
@@ -321,21 +435,45 @@ func (r *Runner) commitKafka(ctx context.Context, off Offsets) error {
 			m[t][p] = kgo.EpochOffset{Epoch: -1, Offset: next}
 		}
 	}
-	var cerr error
-	r.cl.CommitOffsetsSync(ctx, m, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-		if err != nil {
-			cerr = err
-			return
-		}
-		for _, t := range resp.Topics {
-			for _, p := range t.Partitions {
-				if err := kerr.ErrorForCode(p.ErrorCode); err != nil && cerr == nil {
-					cerr = fmt.Errorf("%s[%d]: %w", t.Topic, p.Partition, err)
-				}
+	return m
+}
+
+// commitError is the error of a commit response.
+func commitError(resp *kmsg.OffsetCommitResponse, err error) error {
+	if err != nil {
+		return err
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return fmt.Errorf("%s[%d]: %w", t.Topic, p.Partition, err)
 			}
 		}
+	}
+	return nil
+}
+
+func (r *Runner) commitKafkaSync(ctx context.Context, off Offsets) error {
+	if len(off) == 0 {
+		return nil
+	}
+	var cerr error
+	r.cl.CommitOffsetsSync(ctx, epochOffsets(off), func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		cerr = commitError(resp, err)
 	})
 	return cerr
+}
+
+// commitKafka commits off without waiting; a failure is logged.
+func (r *Runner) commitKafka(ctx context.Context, off Offsets) {
+	if len(off) == 0 {
+		return
+	}
+	r.cl.CommitOffsets(ctx, epochOffsets(off), func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err := commitError(resp, err); err != nil && ctx.Err() == nil {
+			r.opts.Logger.Warn("cannot commit offsets to Kafka", "consumer", r.opts.Name, "err", err)
+		}
+	})
 }
 
 // retry runs fn until it succeeds or ctx is done, backing off between
