@@ -264,3 +264,49 @@ func TestTLSOverRawConn(t *testing.T) {
 		t.Fatal("TLS echo differs")
 	}
 }
+
+// TestCoarseDeadlines: small moves of a deadline are skipped, but a deadline
+// brought much closer, or cleared, takes effect.
+func TestCoarseDeadlines(t *testing.T) {
+	_, s := pair(t)
+	now := time.Now()
+	if !coarseSkip(now.Add(30*time.Second), now.Add(30*time.Second+time.Millisecond)) {
+		t.Error("a 1 ms move of a 30 s deadline was not skipped")
+	}
+	if coarseSkip(now.Add(30*time.Second), now.Add(31*time.Second)) {
+		t.Error("a 1 s move of a 30 s deadline was skipped (slack is at most 100 ms)")
+	}
+	if coarseSkip(now.Add(30*time.Second), time.Time{}) || coarseSkip(time.Time{}, now.Add(time.Second)) {
+		t.Error("setting or clearing a deadline was skipped")
+	}
+	if !coarseSkip(time.Time{}, time.Time{}) {
+		t.Error("clearing an unset deadline was not skipped")
+	}
+	if coarseSkip(now.Add(-time.Second), now.Add(-time.Second)) {
+		t.Error("a deadline in the past was skipped")
+	}
+	// Behaviour: a far deadline, then a near one: the near one holds.
+	if err := s.SetReadDeadline(time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetReadDeadline(time.Now().Add(30 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := s.Read(make([]byte, 1))
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("Read = %v, want the deadline error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the shortened deadline did not take effect within 10 s")
+	}
+	// Cleared: a read waits for data again.
+	if err := s.SetReadDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+}
