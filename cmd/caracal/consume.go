@@ -168,6 +168,15 @@ func (a *app) consumerParts(ctx context.Context, cfg *config.Config, which strin
 				LedgerGroup: cfg.Kafka.Consumer.GroupPrefix + "-ledger", Wait: 5 * time.Minute, ReadyKey: cfg.Redis.BudgetReadyKey, Kafka: cfg}}
 		agg.Guard = ar.Guard
 		p := &consumerParts{handler: agg, topics: []string{cfg.Kafka.Topics.Metering}, extra: []func(context.Context) error{ar.Run}}
+		if sc := cfg.Snapshots; sc.Schedule > 0 {
+			// Scheduled snapshots with retention (snapshots.schedule,
+			// snapshots.retention); replicas skip a tick another just took.
+			g := recoveryGroups{aggregator: cf.group}
+			opt := snapshotOptions(cfg, &g, 5*time.Minute)
+			p.extra = append(p.extra, func(ctx context.Context) error {
+				return recovery.Schedule(ctx, pool, kadm.NewClient(adm), opt, sc.Schedule.D(), sc.Retention, slog.Default())
+			})
+		}
 		return p, func() { adm.Close(); rc.Close() }, nil
 	}
 	return nil, nop, fmt.Errorf("unknown consumer %q: want ledger, metrics or audit", which)

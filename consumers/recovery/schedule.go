@@ -11,7 +11,8 @@ import (
 
 // Schedule takes a snapshot every interval and keeps the newest retain,
 // until ctx is done. A failed snapshot is logged and tried again at the
-// next tick.
+// next tick. A tick finding a snapshot younger than half the interval (one
+// another replica of the consumer took) skips.
 func Schedule(ctx context.Context, pool *pgxpool.Pool, adm *kadm.Client, opt SnapshotOptions, interval time.Duration, retain int, log *slog.Logger) error {
 	if log == nil {
 		log = slog.Default()
@@ -23,6 +24,9 @@ func Schedule(ctx context.Context, pool *pgxpool.Pool, adm *kadm.Client, opt Sna
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		}
+		if list, err := ListSnapshots(ctx, pool); err == nil && len(list) > 0 && time.Since(list[0].CreatedAt) < interval/2 {
+			continue
 		}
 		o := opt
 		o.Now = time.Now()

@@ -162,3 +162,38 @@ func TestPrune(t *testing.T) {
 		t.Fatalf("list after prune: %+v %v", list, err)
 	}
 }
+
+// TestScheduleKeepsRetention: the consumer's scheduled snapshots keep the
+// newest retain.
+func TestScheduleKeepsRetention(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.produce(6)
+	e.runLedger()
+	e.runAggregator(false)
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		Schedule(sctx, e.pool, e.adm, SnapshotOptions{Topic: e.topic, Group: e.aggGroup, LedgerGroup: e.ledGroup, Wait: 30 * time.Second}, //nolint:errcheck
+			100*time.Millisecond, 2, nil)
+		close(done)
+	}()
+	defer func() { cancel(); <-done }()
+	var first []string
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		list, err := ListSnapshots(ctx, e.pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) > 2 {
+			t.Fatalf("%d snapshots kept, retention 2", len(list))
+		}
+		if len(list) == 2 && first == nil {
+			first = []string{list[0].ID, list[1].ID}
+		}
+		if first != nil && len(list) == 2 && list[0].ID != first[0] && list[0].ID != first[1] && list[1].ID != first[1] {
+			return // a third and fourth were taken, the oldest pruned
+		}
+	}
+	t.Fatal("the schedule did not take and prune snapshots within 60s")
+}

@@ -33,10 +33,22 @@ type Config struct {
 	Kafka    Kafka    `yaml:"kafka"`
 	Gateway  Gateway  `yaml:"gateway"`
 	Log      Log      `yaml:"log"`
+	// Snapshots are taken by the metrics consumer process (issue 6).
+	Snapshots Snapshots `yaml:"snapshots"`
 
 	// dbPassword is CARACAL_DATABASE_PASSWORD, put into database.url once
 	// every other source is applied.
 	dbPassword string
+}
+
+// Snapshots schedules recovery snapshots (the ledger head and its signed
+// checkpoint, the spend totals, every consumer group's offsets) in the
+// metrics consumer process; `caracal snapshot restore` reads them.
+type Snapshots struct {
+	// Schedule is the time between two snapshots; 0 turns them off.
+	Schedule Duration `yaml:"schedule"`
+	// Retention is how many snapshots are kept; older ones are pruned.
+	Retention int `yaml:"retention"`
 }
 
 // Database is the PostgreSQL connection.
@@ -170,6 +182,7 @@ func Default() Config {
 		PolicyCacheTTL:        Duration(60 * time.Second),
 		PolicyCacheMaxSize:    50000,
 		Database:              Database{URL: "postgres://caracal:caracal@127.0.0.1:5432/caracal?sslmode=disable"},
+		Snapshots:             Snapshots{Schedule: Duration(time.Hour), Retention: 48},
 		Redis: Redis{
 			Addrs:          []string{"127.0.0.1:6379"},
 			DialTimeout:    Duration(2 * time.Second),

@@ -26,6 +26,8 @@ func (c *Config) Validate() error {
 		{"redis.addrs", !validAddrs(c.Redis.Addrs), "must list host:port addresses"},
 		{"redis.db", c.Redis.DB < 0 || c.Redis.DB > 15, "must be between 0 and 15"},
 		{"redis.budgetReadyKey", c.Redis.BudgetReadyKey == "", "must not be empty"},
+		{"snapshots.schedule", c.Snapshots.Schedule.D() < 0 || (c.Snapshots.Schedule.D() > 0 && c.Snapshots.Schedule.D() < time.Minute), "must be 0 (off) or at least 1m"},
+		{"snapshots.retention", c.Snapshots.Retention < 1, "must be at least 1"},
 		{"kafka.brokers", !validAddrs(c.Kafka.Brokers), "must list host:port addresses"},
 		{"kafka.topics.partitions", c.Kafka.Topics.Partitions < 1, "must be at least 1"},
 		{"kafka.topics.replicationFactor", c.Kafka.Topics.ReplicationFactor < 1, "must be at least 1"},
