@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"testing"
+	"time"
 
 	"github.com/caracal-gw/caracal/internal/control"
 	"github.com/caracal-gw/caracal/internal/event"
@@ -62,9 +63,17 @@ func BenchmarkAPIKeyNaivePlaintextMap(b *testing.B) {
 	}
 }
 
-func BenchmarkJWTVerify(b *testing.B) {
+// BenchmarkJWTVerifyCached is the steady state: an agent presents the same
+// token on every request, so after the first one Verify is a SHA-256 of the
+// token and a map lookup (jwt_cache.go). BenchmarkJWTVerifyUncached is its
+// twin, the full verification each time (JSON, base64, signature).
+func BenchmarkJWTVerifyCached(b *testing.B) { benchmarkJWTVerify(b, 0) }
+
+func BenchmarkJWTVerifyUncached(b *testing.B) { benchmarkJWTVerify(b, -1) }
+
+func benchmarkJWTVerify(b *testing.B, cacheSize int) {
 	k := mustKeys(b)
-	v := testVerifier(b)
+	v := testVerifierWith(b, func() time.Time { return testNow }, cacheSize)
 	ctx := context.Background()
 	for _, c := range []struct {
 		name  string
@@ -77,6 +86,7 @@ func BenchmarkJWTVerify(b *testing.B) {
 	} {
 		tok := []byte(c.token)
 		b.Run(c.name, func(b *testing.B) {
+			_, sinkReason = v.Verify(ctx, tok) // the first verification fills the cache
 			b.ReportAllocs()
 			for b.Loop() {
 				_, sinkReason = v.Verify(ctx, tok)

@@ -118,6 +118,8 @@ type jwksCache struct {
 	minGap time.Duration
 
 	keys atomic.Pointer[map[string]*pubKey]
+	// tokens is flushed when a fetch changes the key set (nil: no cache).
+	tokens *tokenCache
 
 	mu          sync.Mutex // serialises fetches
 	lastAttempt time.Time
@@ -169,8 +171,28 @@ func (c *jwksCache) fetchLocked(ctx context.Context) error {
 		c.failures.Add(1)
 		return fmt.Errorf("cannot refresh JWKS from %s: %w", c.url, err)
 	}
-	c.keys.Store(&keys)
+	old := c.keys.Swap(&keys)
+	// The new set is in place before the flush: a verification that reads
+	// the new generation also reads the new keys.
+	if c.tokens != nil && (old == nil || !sameKeys(*old, keys)) {
+		c.tokens.flush()
+	}
 	return nil
+}
+
+// sameKeys reports whether two key sets hold the same kids with the same
+// algorithms and key material.
+func sameKeys(a, b map[string]*pubKey) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for kid, ka := range a {
+		kb := b[kid]
+		if kb == nil || !ka.equal(kb) {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *jwksCache) fetch(ctx context.Context) (map[string]*pubKey, error) {

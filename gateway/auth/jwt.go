@@ -34,6 +34,12 @@ type JWTOptions struct {
 	JWKSMinGap time.Duration
 	// Getenv resolves env: secret references (os.Getenv).
 	Getenv func(string) string
+	// TokenCacheSize bounds the verified-token cache (jwt_cache.go) in
+	// entries (DefaultTokenCacheSize); negative turns the cache off.
+	TokenCacheSize int
+	// TokenCacheTTL is the longest a verification is reused, never past the
+	// token's exp (DefaultTokenCacheTTL).
+	TokenCacheTTL time.Duration
 }
 
 func (o *JWTOptions) setDefaults() {
@@ -73,11 +79,13 @@ type issuer struct {
 }
 
 // JWTVerifier verifies compact JWS tokens against trusted issuers. It is
-// immutable but for the JWKS caches; build a new one when the issuers change.
+// immutable but for the JWKS caches and the verified-token cache; build a
+// new one when the issuers change.
 type JWTVerifier struct {
 	issuers map[string]*issuer
 	now     func() time.Time
 	refresh time.Duration
+	cache   *tokenCache // nil: every token is verified in full
 }
 
 // NewJWTVerifier checks every issuer's configuration and loads its keys. A
@@ -85,8 +93,11 @@ type JWTVerifier struct {
 func NewJWTVerifier(issuers []control.JWTIssuer, opts JWTOptions) (*JWTVerifier, error) {
 	opts.setDefaults()
 	v := &JWTVerifier{issuers: make(map[string]*issuer, len(issuers)), now: opts.Now, refresh: opts.JWKSRefresh}
+	if len(issuers) > 0 {
+		v.cache = newTokenCache(opts.TokenCacheSize, opts.TokenCacheTTL)
+	}
 	for _, cfg := range issuers {
-		is, err := newIssuer(cfg, &opts)
+		is, err := newIssuer(cfg, &opts, v.cache)
 		if err != nil {
 			return nil, fmt.Errorf("cannot configure JWT issuer %q: %w", cfg.Issuer, err)
 		}
@@ -98,7 +109,7 @@ func NewJWTVerifier(issuers []control.JWTIssuer, opts JWTOptions) (*JWTVerifier,
 	return v, nil
 }
 
-func newIssuer(cfg control.JWTIssuer, o *JWTOptions) (*issuer, error) {
+func newIssuer(cfg control.JWTIssuer, o *JWTOptions, tc *tokenCache) (*issuer, error) {
 	if cfg.Issuer == "" {
 		return nil, errors.New("empty issuer")
 	}
@@ -116,13 +127,13 @@ func newIssuer(cfg control.JWTIssuer, o *JWTOptions) (*issuer, error) {
 		}
 		is.algs[a] = true
 	}
-	if err := is.loadKeys(o); err != nil {
+	if err := is.loadKeys(o, tc); err != nil {
 		return nil, err
 	}
 	return is, nil
 }
 
-func (is *issuer) loadKeys(o *JWTOptions) error {
+func (is *issuer) loadKeys(o *JWTOptions, tc *tokenCache) error {
 	var err error
 	if is.static, is.staticList, err = parsePEMKeys(is.cfg.PublicKeysPEM); err != nil {
 		return err
@@ -133,7 +144,7 @@ func (is *issuer) loadKeys(o *JWTOptions) error {
 		}
 	}
 	if is.cfg.JWKSURL != "" {
-		is.jwks = &jwksCache{url: is.cfg.JWKSURL, client: o.HTTPClient, now: o.Now, minGap: o.JWKSMinGap}
+		is.jwks = &jwksCache{url: is.cfg.JWKSURL, client: o.HTTPClient, now: o.Now, minGap: o.JWKSMinGap, tokens: tc}
 	}
 	if (is.algs[algRS256] || is.algs[algES256] || is.algs[algEdDSA]) && len(is.staticList) == 0 && is.jwks == nil {
 		return errors.New("asymmetric algorithms pinned but no public keys and no JWKS URL")

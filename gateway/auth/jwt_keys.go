@@ -70,6 +70,21 @@ func newPubKey(k any) (*pubKey, error) {
 	return nil, fmt.Errorf("unsupported public key type %T", k)
 }
 
+func (k *pubKey) equal(o *pubKey) bool {
+	if k.kid != o.kid || k.alg != o.alg {
+		return false
+	}
+	switch k.alg {
+	case algRS256:
+		return k.rsa.Equal(o.rsa)
+	case algES256:
+		return k.ec.Equal(o.ec)
+	case algEdDSA:
+		return k.ed.Equal(o.ed)
+	}
+	return false
+}
+
 // thumbprint is the RFC 7638 JWK thumbprint: base64url SHA-256 of the
 // required members in lexicographic order, without white space.
 func (k *pubKey) thumbprint() string {

@@ -48,9 +48,17 @@ func testIssuers(t testing.TB) []control.JWTIssuer {
 
 func testVerifier(t testing.TB) *JWTVerifier {
 	t.Helper()
+	return testVerifierWith(t, func() time.Time { return testNow }, 0)
+}
+
+// testVerifierWith is testVerifier on clock now with a token cache of
+// cacheSize entries (0: the default, negative: none).
+func testVerifierWith(t testing.TB, now func() time.Time, cacheSize int) *JWTVerifier {
+	t.Helper()
 	v, err := NewJWTVerifier(testIssuers(t), JWTOptions{
-		Now:    func() time.Time { return testNow },
-		Getenv: func(string) string { return secret },
+		Now:            now,
+		Getenv:         func(string) string { return secret },
+		TokenCacheSize: cacheSize,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -119,9 +127,28 @@ func TestJWTAccepts(t *testing.T) {
 	}
 }
 
+type jwtCase struct {
+	name  string
+	token string
+	want  Reason
+}
+
 func TestJWTAttacks(t *testing.T) {
-	k := mustKeys(t)
 	v := testVerifier(t)
+	_, cases := jwtAttacks(t)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if _, r := v.Verify(context.Background(), []byte(c.token)); r != c.want {
+				t.Fatalf("got %s, want %s", r, c.want)
+			}
+		})
+	}
+}
+
+// jwtAttacks returns a valid RS256 token of issRS (the one most attacks are
+// made from) and the attacks with the reason each must be refused for.
+func jwtAttacks(t testing.TB) (string, []jwtCase) {
+	k := mustKeys(t)
 	rsPEM := []byte(pemOf(t, &k.rsa.PublicKey, nil))
 	rsDER, err := x509.MarshalPKIXPublicKey(&k.rsa.PublicKey)
 	if err != nil {
@@ -132,11 +159,7 @@ func TestJWTAttacks(t *testing.T) {
 	esInput := seg(hdr("ES256")) + "." + seg(claimsFor(issES))
 	attackerJWK := map[string]any{"kty": "RSA", "n": bigB64(k.attacker.N), "e": "AQAB"}
 	noneTok := func(alg string) string { return seg(hdr(alg)) + "." + seg(claimsFor(issRS)) + "." }
-	cases := []struct {
-		name  string
-		token string
-		want  Reason
-	}{
+	cases := []jwtCase{
 		{"empty", "", ReasonMissing},
 		{"alg none", noneTok("none"), ReasonAlgNotAllowed},
 		{"alg None", noneTok("None"), ReasonAlgNotAllowed},
@@ -199,13 +222,7 @@ func TestJWTAttacks(t *testing.T) {
 		{"four segments", good + ".AAAA", ReasonMalformed},
 		{"JWE five segments", parts[0] + "..." + parts[1] + "." + parts[2], ReasonMalformed},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			if _, r := v.Verify(context.Background(), []byte(c.token)); r != c.want {
-				t.Fatalf("got %s, want %s", r, c.want)
-			}
-		})
-	}
+	return good, cases
 }
 
 func mustOtherEd(t testing.TB) any {

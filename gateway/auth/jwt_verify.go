@@ -23,6 +23,10 @@ var b64 = base64.RawURLEncoding.Strict()
 // then checked against that issuer's configuration only. Header members
 // that carry or point at keys (jwk, jku, x5u, x5c) are never read. ctx
 // bounds a JWKS fetch caused by an unknown kid.
+//
+// A token that verified is remembered (jwt_cache.go), so presenting it again
+// costs a SHA-256 and a map lookup, and gives exactly the answer a fresh
+// verification would while the issuers' keys stay the same.
 func (v *JWTVerifier) Verify(ctx context.Context, token []byte) (Claims, Reason) {
 	if len(token) == 0 {
 		return Claims{}, ReasonMissing
@@ -30,35 +34,57 @@ func (v *JWTVerifier) Verify(ctx context.Context, token []byte) (Claims, Reason)
 	if len(token) > MaxTokenLen || countByte(token, '.') != 2 {
 		return Claims{}, ReasonMalformed
 	}
+	if v.cache == nil {
+		vd, r := v.verify(ctx, token)
+		return vd.claims, r
+	}
+	sum := sha256.Sum256(token)
+	now := v.now()
+	// The generation is read before any key is: a verification that used a
+	// key set replaced meanwhile is stored under the old generation, which
+	// no lookup accepts.
+	gen := v.cache.gen.Load()
+	if c, ok := v.cache.get(&sum, gen, now.UnixNano()); ok {
+		return c, ReasonOK
+	}
+	vd, r := v.verify(ctx, token)
+	if r == ReasonOK {
+		v.cache.put(&sum, gen, now, &vd)
+	}
+	return vd.claims, r
+}
+
+// verify is the full check of a token of bounded length with two dots.
+func (v *JWTVerifier) verify(ctx context.Context, token []byte) (verified, Reason) {
 	d1 := bytes.IndexByte(token, '.')
 	d2 := d1 + 1 + bytes.IndexByte(token[d1+1:], '.')
 	hSeg, pSeg, sSeg := token[:d1], token[d1+1:d2], token[d2+1:]
 	hdr, r := decodeHeader(hSeg)
 	if r != ReasonOK {
-		return Claims{}, r
+		return verified{}, r
 	}
 	claims, r := decodeSegment(pSeg, maxClaimsJSON)
 	if r != ReasonOK {
-		return Claims{}, r
+		return verified{}, r
 	}
 	iss, ok := jsonString(claims["iss"])
 	if !ok {
-		return Claims{}, ReasonWrongIssuer
+		return verified{}, ReasonWrongIssuer
 	}
 	is := v.issuers[iss]
 	if is == nil {
-		return Claims{}, ReasonWrongIssuer
+		return verified{}, ReasonWrongIssuer
 	}
 	if !is.algs[hdr.alg] {
-		return Claims{}, ReasonAlgNotAllowed
+		return verified{}, ReasonAlgNotAllowed
 	}
 	sig := make([]byte, b64.DecodedLen(len(sSeg)))
 	n, err := b64.Decode(sig, sSeg)
 	if err != nil {
-		return Claims{}, ReasonMalformed
+		return verified{}, ReasonMalformed
 	}
 	if r := is.verifySig(ctx, &hdr, token[:d2], sig[:n]); r != ReasonOK {
-		return Claims{}, r
+		return verified{}, r
 	}
 	return is.checkClaims(claims, v.now())
 }
@@ -213,36 +239,50 @@ func (k *pubKey) verify(input, sig []byte) bool {
 	return false
 }
 
-func (is *issuer) checkClaims(m map[string]json.RawMessage, now time.Time) (Claims, Reason) {
+// verified is a successful verification: the claims and what the token
+// cache needs to answer exactly as verification would.
+type verified struct {
+	claims Claims
+	// start is the later of nbf and iat (zero when neither is present).
+	start  time.Time
+	leeway time.Duration
+}
+
+func (is *issuer) checkClaims(m map[string]json.RawMessage, now time.Time) (verified, Reason) {
 	leeway := is.cfg.Leeway
 	exp, present, ok := numericDate(m["exp"])
 	if !ok {
-		return Claims{}, ReasonMalformed
+		return verified{}, ReasonMalformed
 	}
 	if !present {
-		return Claims{}, ReasonMissingClaim
+		return verified{}, ReasonMissingClaim
 	}
 	if now.After(exp.Add(leeway)) {
-		return Claims{}, ReasonExpiredToken
+		return verified{}, ReasonExpiredToken
 	}
+	var start time.Time
 	for _, name := range [...]string{"nbf", "iat"} {
 		t, present, ok := numericDate(m[name])
 		if !ok {
-			return Claims{}, ReasonMalformed
+			return verified{}, ReasonMalformed
 		}
 		if present && now.Add(leeway).Before(t) {
-			return Claims{}, ReasonNotYetValid
+			return verified{}, ReasonNotYetValid
+		}
+		if present && t.After(start) {
+			start = t
 		}
 	}
 	if !is.audienceOK(m["aud"]) {
-		return Claims{}, ReasonWrongAudience
+		return verified{}, ReasonWrongAudience
 	}
 	agent, ok := jsonString(m[is.agentClaim])
 	if !ok || agent == "" || len(agent) > maxAgentNameLen {
-		return Claims{}, ReasonMissingClaim
+		return verified{}, ReasonMissingClaim
 	}
 	sub, _ := jsonString(m["sub"])
-	return Claims{Issuer: is.cfg.Issuer, Agent: agent, Subject: sub, ExpiresAt: exp}, ReasonOK
+	c := Claims{Issuer: is.cfg.Issuer, Agent: agent, Subject: sub, ExpiresAt: exp}
+	return verified{claims: c, start: start, leeway: leeway}, ReasonOK
 }
 
 // numericDate reads an RFC 7519 NumericDate; present is false when absent,
