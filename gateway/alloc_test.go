@@ -19,6 +19,14 @@ func TestSteadyStateRequestAllocatesNothing(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are not meaningful under the race detector")
 	}
+	s := allocStack(t)
+	assertRequestAllocatesNothing(t, s, "Bearer "+s.key)
+}
+
+// allocStack is a stack whose "openai" route goes to a minimal upstream
+// that answers with usage and allocates nothing.
+func allocStack(t *testing.T) *stack {
+	t.Helper()
 	// The count covers the request path, not the Kafka client's background
 	// batching: franz-go allocates per produce request (about a hundred
 	// objects per batch, see BENCHMARKS.md), so batches are made large
@@ -27,7 +35,6 @@ func TestSteadyStateRequestAllocatesNothing(t *testing.T) {
 	testLeaseSize, testLingerMs, testBatchSize = 1_000_000, 50, 4<<20
 	defer func() { testLeaseSize, testLingerMs, testBatchSize = 20_000, 10, 32768 }()
 	s := newStack(t, 1_000_000_000)
-	// A minimal upstream that answers with usage and allocates nothing.
 	up := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
 		ctx.SetContentType("application/json")
 		ctx.SetBodyString(`{"id":"x","object":"chat.completion","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}`)
@@ -47,12 +54,18 @@ func TestSteadyStateRequestAllocatesNothing(t *testing.T) {
 	for deadline := time.Now().Add(10 * time.Second); s.rg.listenerApplied() == applied && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
+	return s
+}
 
+// assertRequestAllocatesNothing sends chat requests with the Authorization
+// header authorization and fails if a steady-state one allocates.
+func assertRequestAllocatesNothing(t *testing.T, s *stack, authorization string) {
+	t.Helper()
 	c := &fasthttp.HostClient{Addr: s.rg.Addr, MaxConns: 1}
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	req.SetRequestURI("http://" + s.rg.Addr + "/openai/chat/completions")
 	req.Header.SetMethod("POST")
-	req.Header.Set("Authorization", "Bearer "+s.key)
+	req.Header.Set("Authorization", authorization)
 	req.Header.SetContentType("application/json")
 	req.SetBodyString(chatBody)
 	do := func() {
