@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,6 +55,12 @@ type Gateway struct {
 	replay      *replay.Checker
 	keys        *auth.APIKeyVerifier
 	jwt         atomic.Pointer[auth.JWTVerifier]
+	// The issuers jwt was built from, and the stop of its JWKS refresh loop
+	// (under mu); runCtx ends at Shutdown.
+	jwtIssuers  []control.JWTIssuer
+	jwtStop     context.CancelFunc
+	runCtx      context.Context
+	runStop     context.CancelFunc
 	hygiene     *proxy.Hygiene
 	rates       *rateLimiter
 	authFails   *rateLimiter
@@ -81,6 +88,7 @@ func New(cfg *config.Config, d Deps) (*Gateway, error) {
 		gatewayID:   []byte(d.Budget.Owner()),
 		maxInflight: int64(cfg.MaxConcurrentRequests),
 	}
+	g.runCtx, g.runStop = context.WithCancel(context.Background())
 	g.keys = auth.NewAPIKeyVerifier(g.keyLookup, nil)
 	g.registerGauges()
 	return g, nil
@@ -126,14 +134,31 @@ func (g *Gateway) routeTable() *routeTable {
 		slog.Error("cannot apply the changed routes; keeping the previous ones", "err", err)
 		return g.routes.Load()
 	}
-	jv, err := auth.NewJWTVerifier(t.Issuers, auth.JWTOptions{})
-	if err != nil {
-		slog.Error("cannot apply the changed JWT issuers; keeping the previous ones", "err", err)
-	} else {
-		g.jwt.Store(jv)
-	}
+	g.applyJWTIssuers(t.Issuers)
 	g.routes.Store(rt)
 	return rt
+}
+
+// applyJWTIssuers builds a new JWT verifier when the issuers changed (other
+// control-table changes keep the verifier, its fetched keys and its token
+// cache) and runs its periodic JWKS refresh, stopping the previous one.
+// Called under g.mu.
+func (g *Gateway) applyJWTIssuers(issuers []control.JWTIssuer) {
+	if g.jwt.Load() != nil && reflect.DeepEqual(issuers, g.jwtIssuers) {
+		return
+	}
+	jv, err := auth.NewJWTVerifier(issuers, auth.JWTOptions{JWKSRefresh: g.cfg.Gateway.JWKSRefresh.D()})
+	if err != nil {
+		slog.Error("cannot apply the changed JWT issuers; keeping the previous ones", "err", err)
+		return
+	}
+	if g.jwtStop != nil {
+		g.jwtStop()
+	}
+	ctx, stop := context.WithCancel(g.runCtx)
+	go jv.Run(ctx)
+	g.jwt.Store(jv)
+	g.jwtIssuers, g.jwtStop = issuers, stop
 }
 
 // Ready reports whether every dependency the request path trusts is usable.
@@ -205,6 +230,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+	g.runStop()
 	if err2 := g.budget.Close(ctx); err == nil {
 		err = err2
 	}

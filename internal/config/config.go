@@ -162,6 +162,9 @@ type Gateway struct {
 	// connections raw system calls (internal/rawconn): fewer thread switches
 	// per request. false: the Go runtime's ordinary socket I/O.
 	RawSocketIO bool `yaml:"rawSocketIO"`
+	// JWKSRefresh is how often every JWT issuer's JWKS is fetched again, so
+	// a key the identity provider removed stops being trusted.
+	JWKSRefresh Duration `yaml:"jwksRefresh"`
 }
 
 // Log selects the log format and level.
@@ -236,6 +239,7 @@ func Default() Config {
 			IdleTimeout:       Duration(2 * time.Minute),
 			SpoolMaxBytes:     1 << 30,
 			RawSocketIO:       true,
+			JWKSRefresh:       Duration(5 * time.Minute),
 		},
 		Log: Log{Level: "info", Format: "text"},
 	}

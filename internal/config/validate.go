@@ -61,6 +61,7 @@ func (c *Config) Validate() error {
 		{"gateway.maxConnsPerAddr", c.Gateway.MaxConnsPerAddr < 1, "must be at least 1"},
 		{"gateway.maxConns", c.Gateway.MaxConns < c.Gateway.MaxConnsPerAddr, "must be at least gateway.maxConnsPerAddr"},
 		{"gateway.idleTimeout", c.Gateway.IdleTimeout.D() < time.Second, "must be at least 1s"},
+		{"gateway.jwksRefresh", c.Gateway.JWKSRefresh.D() <= 0, "must be positive"},
 		{"gateway.spoolMaxBytes", c.Gateway.SpoolMaxBytes < 1<<20, "must be at least 1048576"},
 		{"log.level", !oneOf(c.Log.Level, "debug", "info", "warn", "error"), "must be debug, info, warn or error"},
 		{"log.format", !oneOf(c.Log.Format, "text", "json"), "must be text or json"},
