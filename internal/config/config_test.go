@@ -78,6 +78,8 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{name: "set without value", set: "gateway.listen", want: "want key=value"},
 		{name: "bad listen", set: "gateway.listen=8443", want: "config key gateway.listen"},
 		{name: "bad cidr", set: "gateway.trustedProxies=10.0.0.0/99", want: "gateway.trustedProxies"},
+		{name: "open pprof", file: "gateway:\n  adminListen: 0.0.0.0:9090\n  enablePprof: true\n", want: "config key gateway.enablePprof"},
+		{name: "pprof on all interfaces", file: "gateway:\n  adminListen: :9090\n  enablePprof: true\n", want: "needs gateway.adminToken"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -134,5 +136,21 @@ func TestDatabasePasswordAppliedLast(t *testing.T) {
 	}
 	if !strings.Contains(c.Database.URL, "u:pw2@h") {
 		t.Fatalf("password lost with --set database.url: %s", c.Database.URL)
+	}
+}
+
+// TestPprofAllowedWhenGuarded: pprof is fine on loopback, or anywhere with
+// an admin token.
+func TestPprofAllowedWhenGuarded(t *testing.T) {
+	for _, set := range [][]string{
+		{"gateway.enablePprof=true"}, // default adminListen is 127.0.0.1:9090
+		{"gateway.enablePprof=true", "gateway.adminListen=[::1]:9090"},
+		{"gateway.enablePprof=true", "gateway.adminListen=localhost:9090"},
+		{"gateway.enablePprof=true", "gateway.adminListen=0.0.0.0:9090", "gateway.adminToken=s3cret"},
+		{"gateway.adminListen=0.0.0.0:9090"},
+	} {
+		if _, err := Load("", nil, set); err != nil {
+			t.Errorf("%v: %v", set, err)
+		}
 	}
 }

@@ -62,6 +62,8 @@ func (c *Config) Validate() error {
 		{"gateway.maxConns", c.Gateway.MaxConns < c.Gateway.MaxConnsPerAddr, "must be at least gateway.maxConnsPerAddr"},
 		{"gateway.idleTimeout", c.Gateway.IdleTimeout.D() < time.Second, "must be at least 1s"},
 		{"gateway.jwksRefresh", c.Gateway.JWKSRefresh.D() <= 0, "must be positive"},
+		{"gateway.enablePprof", c.Gateway.EnablePprof && c.Gateway.AdminToken == "" && !loopbackAddr(c.Gateway.AdminListen),
+			"pprof on a non-loopback gateway.adminListen needs gateway.adminToken"},
 		{"gateway.spoolMaxBytes", c.Gateway.SpoolMaxBytes < 1<<20, "must be at least 1048576"},
 		{"log.level", !oneOf(c.Log.Level, "debug", "info", "warn", "error"), "must be debug, info, warn or error"},
 		{"log.format", !oneOf(c.Log.Format, "text", "json"), "must be text or json"},
@@ -86,6 +88,19 @@ func oneOf(v string, allowed ...string) bool {
 func validAddr(a string) bool {
 	_, port, err := net.SplitHostPort(a)
 	return err == nil && port != ""
+}
+
+// loopbackAddr reports whether host:port listens on loopback only.
+func loopbackAddr(a string) bool {
+	host, _, err := net.SplitHostPort(a)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func validAddrs(as []string) bool {
