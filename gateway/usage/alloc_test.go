@@ -49,7 +49,7 @@ func TestZeroAllocs(t *testing.T) {
 				s.Feed(anthropicStream[off:min(off+37, len(anthropicStream))])
 			}
 			u, _ := s.Usage()
-			sink += u.OutputTokens
+			sink += Cost(u, anthropicPrice) + Estimate(Request{InputTokens: 100, MaxTokens: 10}, anthropicPrice, 0)
 		}},
 		{"Scanner whole", func() {
 			s.Reset(control.OpenAI)

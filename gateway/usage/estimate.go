@@ -7,17 +7,20 @@ import (
 )
 
 // Estimate returns the most a request may cost, in micro-units:
-// ceil(InputTokens×InputPerMTok/1e6) + ceil(maxOut×OutputPerMTok/1e6) +
-// PerRequest, saturated at math.MaxInt64. maxOut is the body's MaxTokens,
-// or defaultMaxTokens when the body sets none (use the model's output
-// limit). A per-request route passes PerRequestPrice, whose estimate is its
-// fixed price.
+// ceil(InputTokens×inPrice/1e6) + ceil(maxOut×OutputPerMTok/1e6) +
+// PerRequest, saturated at math.MaxInt64. inPrice is the highest of the
+// input, cache write and cache read prices: before the answer nobody knows
+// how much of the input the upstream will write to or read from its prompt
+// cache, so the estimate assumes the dearest. maxOut is the body's
+// MaxTokens, or defaultMaxTokens when the body sets none (use the model's
+// output limit). A per-request route passes PerRequestPrice, whose estimate
+// is its fixed price.
 func Estimate(req Request, price control.Price, defaultMaxTokens int64) int64 {
 	maxOut := req.MaxTokens
 	if maxOut < 0 {
 		maxOut = defaultMaxTokens
 	}
-	c := mulDivCeil(req.InputTokens, price.InputPerMTok)
+	c := mulDivCeil(req.InputTokens, estimateInputPrice(&price))
 	c = addSat(c, mulDivCeil(maxOut, price.OutputPerMTok))
 	return addSat(c, max(price.PerRequest, 0))
 }
@@ -36,7 +39,7 @@ func MaxAffordableOutput(remaining, inTok int64, price control.Price) int64 {
 	if remaining <= 0 {
 		return 0
 	}
-	avail := remaining - addSat(mulDivCeil(inTok, price.InputPerMTok), max(price.PerRequest, 0))
+	avail := remaining - addSat(mulDivCeil(inTok, estimateInputPrice(&price)), max(price.PerRequest, 0))
 	if avail < 0 {
 		return 0
 	}
@@ -44,4 +47,10 @@ func MaxAffordableOutput(remaining, inTok int64, price control.Price) int64 {
 		return math.MaxInt64
 	}
 	return mulDivFloor(avail, price.OutputPerMTok)
+}
+
+// estimateInputPrice is the price per million input tokens an estimate
+// reserves: the highest of the input, cache write and cache read prices.
+func estimateInputPrice(p *control.Price) int64 {
+	return max(p.InputPerMTok, p.CacheWrite(), p.CacheRead())
 }

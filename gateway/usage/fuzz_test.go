@@ -3,6 +3,7 @@ package usage
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"testing"
 	"unicode/utf8"
 
@@ -57,18 +58,26 @@ func FuzzParseUsageJSON(f *testing.F) {
 		f.Add(uint8(0), readTestdata(f, name))
 	}
 	f.Add(uint8(1), []byte(`{"usage":{"input_tokens":"9e99","output_tokens":1.5}}`))
+	f.Add(uint8(1), readTestdata(f, "anthropic_message.json"))
+	f.Add(uint8(1), []byte(`{"usage":{"input_tokens":3,"cache_creation_input_tokens":2048,"cache_read_input_tokens":1e4,"output_tokens":9}}`))
 	f.Add(uint8(0), []byte(`{"id":"x","usage":{"prompt_tokens":5,"completion_tokens":6,"total_tokens":11}}`))
 	f.Fuzz(func(t *testing.T, pi uint8, body []byte) {
 		p := fuzzProviders[int(pi)%len(fuzzProviders)]
 		u, ok := ParseUsageJSON(p, body)
-		if u.InputTokens < 0 || u.OutputTokens < 0 {
-			t.Fatalf("negative usage %+v", u)
-		}
+		checkCacheParts(t, p, u)
 		if !ok && u != (Usage{}) {
 			t.Fatalf("usage %+v without ok", u)
 		}
 		if c := Cost(u, control.Price{InputPerMTok: 1 << 40, OutputPerMTok: 1 << 40}); c < 0 {
 			t.Fatalf("negative cost %d", c)
+		}
+		// Priced apart, cache tokens cost what their prices say: never less
+		// than all input at the cheapest of the three prices, never more
+		// than at the dearest.
+		lo := Cost(u, control.Price{InputPerMTok: 300_000, OutputPerMTok: 1})
+		hi := Cost(u, control.Price{InputPerMTok: 3_750_000, OutputPerMTok: 1})
+		if c := Cost(u, fuzzCachePrice); u.InputTokens < math.MaxInt64 && (c < lo || c > hi) {
+			t.Fatalf("cache-priced cost %d outside [%d, %d] for %+v", c, lo, hi, u)
 		}
 		checkUsageAgainstEncodingJSON(t, p, body, u, ok)
 		if v, ok := HeaderCost(body); ok && v < 0 {
@@ -82,6 +91,7 @@ func FuzzSSEScanner(f *testing.F) {
 		f.Add(uint8(0), uint16(7), readTestdata(f, name))
 	}
 	f.Add(uint8(1), uint16(1), []byte("data: {\"usage\":{\"input_tokens\":1}}\r\n\r\ndata: [DONE]\n\n"))
+	f.Add(uint8(1), uint16(5), readTestdata(f, "anthropic_stream.sse"))
 	f.Fuzz(func(t *testing.T, pi uint8, size uint16, stream []byte) {
 		p := fuzzProviders[int(pi)%len(fuzzProviders)]
 		n := max(int(size), 1)
@@ -98,13 +108,32 @@ func FuzzSSEScanner(f *testing.F) {
 		}
 		uw, okw := whole.Usage()
 		us, oks := split.Usage()
-		if uw.InputTokens < 0 || uw.OutputTokens < 0 || us.InputTokens < 0 || us.OutputTokens < 0 {
-			t.Fatalf("negative usage %+v %+v", uw, us)
-		}
+		checkCacheParts(t, p, uw)
+		checkCacheParts(t, p, us)
 		if split.SkippedLines() == 0 && (uw != us || okw != oks || whole.Done() != split.Done()) {
 			t.Fatalf("whole %+v %v, split by %d %+v %v", uw, okw, n, us, oks)
 		}
 	})
+}
+
+// fuzzCachePrice has a plain input price between the cache read and cache
+// write prices, as Anthropic's list prices do.
+var fuzzCachePrice = control.Price{InputPerMTok: 3_000_000, OutputPerMTok: 1,
+	CacheWritePerMTok: 3_750_000, HasCacheWrite: true, CacheReadPerMTok: 300_000, HasCacheRead: true}
+
+// checkCacheParts checks a parsed usage: no negative count, cache parts only
+// on Anthropic routes, and the parts within the total (unless it saturated).
+func checkCacheParts(t *testing.T, p control.Provider, u Usage) {
+	t.Helper()
+	if u.InputTokens < 0 || u.OutputTokens < 0 || u.CacheWriteTokens < 0 || u.CacheReadTokens < 0 {
+		t.Fatalf("negative usage %+v", u)
+	}
+	if p != control.Anthropic && (u.CacheWriteTokens != 0 || u.CacheReadTokens != 0) {
+		t.Fatalf("cache parts on a %v route: %+v", p, u)
+	}
+	if u.InputTokens < math.MaxInt64 && u.CacheWriteTokens+u.CacheReadTokens > u.InputTokens {
+		t.Fatalf("cache parts above the input total: %+v", u)
+	}
 }
 
 // checkAgainstEncodingJSON compares InspectRequest with encoding/json on

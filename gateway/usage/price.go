@@ -7,13 +7,37 @@ import (
 )
 
 // Cost returns what a call with usage u costs at price, in micro-units:
-// ceil(InputTokens×InputPerMTok/1e6) + ceil(OutputTokens×OutputPerMTok/1e6)
-// + PerRequest, each component rounded up and the sum saturated at
-// math.MaxInt64. Negative counts or prices count as zero.
+//
+//	ceil((plain×InputPerMTok + CacheWriteTokens×CacheWrite() + CacheReadTokens×CacheRead())/1e6)
+//	+ ceil(OutputTokens×OutputPerMTok/1e6) + PerRequest
+//
+// where plain = InputTokens - CacheWriteTokens - CacheReadTokens, the input
+// that touched no prompt cache. The input side is summed exactly in 128 bits
+// and rounded up once, so with no cache price set (both fall back to the
+// input price) the figure is ceil(InputTokens×InputPerMTok/1e6), as before
+// cache tokens were priced apart; the output side is rounded up on its own.
+// A saturated InputTokens (math.MaxInt64) hides its split and is charged
+// whole at the input price, cache parts on top (never less). The sum
+// saturates at math.MaxInt64. Negative counts or prices count as zero.
 func Cost(u Usage, price control.Price) int64 {
-	c := mulDivCeil(u.InputTokens, price.InputPerMTok)
+	c := inputCost(&u, &price)
 	c = addSat(c, mulDivCeil(u.OutputTokens, price.OutputPerMTok))
 	return addSat(c, max(price.PerRequest, 0))
+}
+
+// inputCost is Cost's input side.
+func inputCost(u *Usage, p *control.Price) int64 {
+	cw, cr := max(u.CacheWriteTokens, 0), max(u.CacheReadTokens, 0)
+	plain := max(u.InputTokens, 0)
+	if plain < math.MaxInt64 {
+		plain = max(plain-cw, 0)
+		plain = max(plain-cr, 0)
+	}
+	var s sum128
+	s.addMul(plain, p.InputPerMTok)
+	s.addMul(cw, p.CacheWrite())
+	s.addMul(cr, p.CacheRead())
+	return s.divCeil()
 }
 
 // HeaderCost parses the decimal amount of a trusted response header (a

@@ -25,6 +25,15 @@ func TestEstimate(t *testing.T) {
 		{"saturates", Request{InputTokens: math.MaxInt64, MaxTokens: math.MaxInt64}, price, 0, math.MaxInt64},
 		{"saturates sum", Request{InputTokens: 1, MaxTokens: -1}, control.Price{InputPerMTok: 1, PerRequest: math.MaxInt64}, 0, math.MaxInt64},
 		{"negative price ignored", Request{InputTokens: 10, MaxTokens: 10}, control.Price{InputPerMTok: -1, OutputPerMTok: -1, PerRequest: -1}, 0, 0},
+		// The input may all be written to the prompt cache: 1000 × 3.75/M
+		// = 3750; 100 out × 15/M = 1500.
+		{"cache write dearest", Request{InputTokens: 1000, MaxTokens: 100}, anthropicPrice, 0, 5250},
+		// Cache reads are cheaper: the input price stays the dearest.
+		{"cache read only", Request{InputTokens: 1000, MaxTokens: 100},
+			control.Price{InputPerMTok: 3_000_000, OutputPerMTok: 15_000_000, CacheReadPerMTok: 300_000, HasCacheRead: true}, 0, 4500},
+		{"cache prices unset", Request{InputTokens: 1000, MaxTokens: 100}, control.Price{InputPerMTok: 3_000_000, OutputPerMTok: 15_000_000}, 0, 4500},
+		{"cache read dearest", Request{InputTokens: 1000, MaxTokens: 0},
+			control.Price{InputPerMTok: 1_000_000, CacheReadPerMTok: 2_000_000, HasCacheRead: true}, 0, 2000},
 	} {
 		if got := Estimate(tc.req, tc.p, tc.def); got != tc.want {
 			t.Errorf("%s: Estimate = %d, want %d", tc.name, got, tc.want)
@@ -48,6 +57,10 @@ func TestMaxAffordableOutput(t *testing.T) {
 		{"negative remaining", -5, 0, price, 0},
 		{"free output", 3000, 1000, control.Price{InputPerMTok: 1}, math.MaxInt64},
 		{"huge", math.MaxInt64, 0, control.Price{OutputPerMTok: 1}, math.MaxInt64},
+		// 1000 input tokens reserved at the cache write price (3750), 5250
+		// left for 350 output tokens at 15/M.
+		{"cache write price", 9000, 1000, anthropicPrice, 350},
+		{"cache write price one short", 8999, 1000, anthropicPrice, 349},
 	} {
 		got := MaxAffordableOutput(tc.remaining, tc.inTok, tc.p)
 		if got != tc.want {
@@ -84,6 +97,77 @@ func TestCost(t *testing.T) {
 		if got := Cost(tc.u, tc.p); got != tc.want {
 			t.Errorf("Cost(%+v) = %d, want %d", tc.u, got, tc.want)
 		}
+	}
+}
+
+// anthropicPrice is claude-sonnet-4's list price: 3/M input, 3.75/M cache
+// writes (5-minute cache), 0.30/M cache reads, 15/M output.
+var anthropicPrice = control.Price{InputPerMTok: 3_000_000, OutputPerMTok: 15_000_000,
+	CacheWritePerMTok: 3_750_000, HasCacheWrite: true, CacheReadPerMTok: 300_000, HasCacheRead: true}
+
+func TestCostCacheTokens(t *testing.T) {
+	// 7 plain input tokens, 1000 cache writes, 20000 cache reads, 3 output.
+	u := Usage{InputTokens: 21_007, OutputTokens: 3, CacheWriteTokens: 1000, CacheReadTokens: 20_000}
+	readOnly := anthropicPrice
+	readOnly.HasCacheWrite, readOnly.CacheWritePerMTok = false, 0
+	writeOnly := anthropicPrice
+	writeOnly.HasCacheRead, writeOnly.CacheReadPerMTok = false, 0
+	freeReads := control.Price{InputPerMTok: 1_000_000, CacheReadPerMTok: 0, HasCacheRead: true}
+	for _, tc := range []struct {
+		name string
+		u    Usage
+		p    control.Price
+		want int64
+	}{
+		// 7×3 + 1000×3.75 + 20000×0.30 = 21 + 3750 + 6000 = 9771; 3×15 = 45.
+		{"both cache prices", u, anthropicPrice, 9816},
+		// Unset: every input token at 3/M, as before: 21007×3 = 63021; + 45.
+		{"no cache prices", u, control.Price{InputPerMTok: 3_000_000, OutputPerMTok: 15_000_000}, 63_066},
+		// Writes fall back to the input price: 21 + 3000 + 6000 + 45.
+		{"cache read price only", u, readOnly, 9066},
+		// Reads fall back to the input price: 21 + 3750 + 60000 + 45.
+		{"cache write price only", u, writeOnly, 63_816},
+		{"per request added", u, control.Price{InputPerMTok: 3_000_000, PerRequest: 100}, 63_121},
+		{"no cache tokens", Usage{InputTokens: 1_000_000, OutputTokens: 1_000_000}, anthropicPrice, 18_000_000},
+		// 1 cache read token costs 0.3 micro-units: rounded up, never to zero.
+		{"one cache read rounds up", Usage{InputTokens: 1, CacheReadTokens: 1}, anthropicPrice, 1},
+		// The input side is rounded once: 1×3 + 1×0.3 = 3.3 -> 4, not 3 + 1.
+		{"input side rounded once", Usage{InputTokens: 2, CacheReadTokens: 1}, anthropicPrice, 4},
+		// Unset cache prices keep the old figure exactly: ceil(333334×3/1e6)
+		// = 2, where rounding each part apart would give 3.
+		{"fallback keeps the old rounding", Usage{InputTokens: 333_334, CacheWriteTokens: 111_111, CacheReadTokens: 111_111},
+			control.Price{InputPerMTok: 3}, 2},
+		{"cache reads priced zero", Usage{InputTokens: 10, CacheReadTokens: 10}, freeReads, 0},
+		{"cache reads priced zero, plain charged", Usage{InputTokens: 11, CacheReadTokens: 10}, freeReads, 1},
+		// Parts above the total (never parsed so): the parts are charged whole.
+		{"parts above total", Usage{InputTokens: 5, CacheWriteTokens: 10}, control.Price{InputPerMTok: 1_000_000, CacheWritePerMTok: 2_000_000, HasCacheWrite: true}, 20},
+		{"negative parts ignored", Usage{InputTokens: 5, CacheWriteTokens: -10, CacheReadTokens: -1}, control.Price{InputPerMTok: 1_000_000}, 5},
+		// A saturated total hides its split: all of it at the input price.
+		{"saturated total", Usage{InputTokens: math.MaxInt64, CacheReadTokens: 5},
+			control.Price{InputPerMTok: 1, HasCacheRead: true}, 9_223_372_036_855},
+		{"saturates", Usage{InputTokens: math.MaxInt64, CacheWriteTokens: math.MaxInt64 - 1},
+			control.Price{CacheWritePerMTok: math.MaxInt64, HasCacheWrite: true}, math.MaxInt64},
+		{"three large parts do not wrap", Usage{InputTokens: math.MaxInt64 - 1, CacheWriteTokens: math.MaxInt64 / 2, CacheReadTokens: math.MaxInt64 / 2},
+			control.Price{InputPerMTok: math.MaxInt64, CacheWritePerMTok: math.MaxInt64, HasCacheWrite: true, CacheReadPerMTok: math.MaxInt64, HasCacheRead: true}, math.MaxInt64},
+	} {
+		if got := Cost(tc.u, tc.p); got != tc.want {
+			t.Errorf("%s: Cost(%+v) = %d, want %d", tc.name, tc.u, got, tc.want)
+		}
+	}
+}
+
+func TestPriceCacheFallback(t *testing.T) {
+	p := control.Price{InputPerMTok: 7}
+	if p.CacheWrite() != 7 || p.CacheRead() != 7 {
+		t.Fatalf("unset cache prices: %d %d, want the input price 7", p.CacheWrite(), p.CacheRead())
+	}
+	p.CacheWritePerMTok, p.CacheReadPerMTok = 9, 1 // not flagged as set: still the input price
+	if p.CacheWrite() != 7 || p.CacheRead() != 7 {
+		t.Fatalf("unflagged cache prices used: %d %d", p.CacheWrite(), p.CacheRead())
+	}
+	p.HasCacheWrite, p.HasCacheRead = true, true
+	if p.CacheWrite() != 9 || p.CacheRead() != 1 {
+		t.Fatalf("set cache prices: %d %d, want 9 1", p.CacheWrite(), p.CacheRead())
 	}
 }
 
@@ -147,6 +231,8 @@ func TestPricebook(t *testing.T) {
 		{{Resource: "a", Model: "m"}, {Resource: "a", Model: "m"}},
 		{{Resource: "a", Model: "m*"}, {Resource: "a", Model: "m*"}},
 		{{Resource: "a", Model: "m", OutputPerMTok: -1}},
+		{{Resource: "a", Model: "m", CacheWritePerMTok: -1, HasCacheWrite: true}},
+		{{Resource: "a", Model: "m", CacheReadPerMTok: -1, HasCacheRead: true}},
 	} {
 		if _, err := NewPricebook(bad); err == nil {
 			t.Errorf("NewPricebook(%+v): no error", bad)

@@ -45,7 +45,7 @@ func NewPricebook(prices []control.Price) (*Pricebook, error) {
 }
 
 func (pb *Pricebook) add(p control.Price) error {
-	if p.InputPerMTok < 0 || p.OutputPerMTok < 0 || p.PerRequest < 0 {
+	if p.InputPerMTok < 0 || p.OutputPerMTok < 0 || p.CacheWritePerMTok < 0 || p.CacheReadPerMTok < 0 || p.PerRequest < 0 {
 		return fmt.Errorf("negative price for %s/%s", p.Resource, p.Model)
 	}
 	rp := pb.byResource[p.Resource]

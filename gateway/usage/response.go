@@ -2,12 +2,18 @@ package usage
 
 import "github.com/caracal-gw/caracal/internal/control"
 
-// Usage is the token usage of one call. InputTokens includes Anthropic's
-// cache creation and cache read tokens; OpenAI's prompt_tokens already
-// include cached tokens.
+// Usage is the token usage of one call. InputTokens is every input token:
+// for Anthropic, input_tokens plus cache_creation_input_tokens plus
+// cache_read_input_tokens (saturated at math.MaxInt64); OpenAI's
+// prompt_tokens already include its cached tokens, which are not split out.
+// CacheWriteTokens and CacheReadTokens are the parts of InputTokens that
+// wrote to and read from Anthropic's prompt cache, so that Cost prices them
+// at their own rates.
 type Usage struct {
-	InputTokens  int64
-	OutputTokens int64
+	InputTokens      int64
+	OutputTokens     int64
+	CacheWriteTokens int64
+	CacheReadTokens  int64
 }
 
 // ParseUsageJSON reads the usage of a JSON response body: usage.prompt_tokens
@@ -98,9 +104,9 @@ func (f *usageFields) merge(g *usageFields) {
 }
 
 func (f *usageFields) usage(p control.Provider) Usage {
-	in := f.in
-	if p == control.Anthropic {
-		in = addSat(addSat(in, f.cacheCreate), f.cacheRead)
+	if p != control.Anthropic {
+		return Usage{InputTokens: f.in, OutputTokens: f.out}
 	}
-	return Usage{InputTokens: in, OutputTokens: f.out}
+	return Usage{InputTokens: addSat(addSat(f.in, f.cacheCreate), f.cacheRead), OutputTokens: f.out,
+		CacheWriteTokens: f.cacheCreate, CacheReadTokens: f.cacheRead}
 }

@@ -51,3 +51,33 @@ func mulDivFloor(a, b int64) int64 {
 	}
 	return int64(q)
 }
+
+// sum128 is an exact sum of at most three products a×b of non-negative
+// int64s (each below 2^126, so the sum fits in 128 bits).
+type sum128 struct{ hi, lo uint64 }
+
+// addMul adds a×b; a negative a or b counts as 0.
+func (s *sum128) addMul(a, b int64) {
+	if a <= 0 || b <= 0 {
+		return
+	}
+	hi, lo := bits.Mul64(uint64(a), uint64(b))
+	var carry uint64
+	s.lo, carry = bits.Add64(s.lo, lo, 0)
+	s.hi, _ = bits.Add64(s.hi, hi, carry)
+}
+
+// divCeil returns ceil(s/perMillion), saturated at math.MaxInt64.
+func (s *sum128) divCeil() int64 {
+	if s.hi >= perMillion {
+		return math.MaxInt64
+	}
+	q, r := bits.Div64(s.hi, s.lo, perMillion)
+	if r != 0 {
+		q++
+	}
+	if q > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(q)
+}

@@ -156,6 +156,33 @@ type Price struct {
 	Model         string
 	InputPerMTok  int64
 	OutputPerMTok int64
-	PerRequest    int64
-	Currency      [3]byte
+	// CacheWritePerMTok and CacheReadPerMTok price prompt-cache writes and
+	// reads (Anthropic's cache_creation_input_tokens and
+	// cache_read_input_tokens) per million tokens, when HasCacheWrite and
+	// HasCacheRead say the pricebook sets them. An unset one falls back to
+	// InputPerMTok: see CacheWrite and CacheRead.
+	CacheWritePerMTok int64
+	CacheReadPerMTok  int64
+	HasCacheWrite     bool
+	HasCacheRead      bool
+	PerRequest        int64
+	Currency          [3]byte
+}
+
+// CacheWrite is the price per million prompt-cache write tokens: the
+// cache_write_mtok entry, else the input price.
+func (p *Price) CacheWrite() int64 {
+	if p.HasCacheWrite {
+		return p.CacheWritePerMTok
+	}
+	return p.InputPerMTok
+}
+
+// CacheRead is the price per million prompt-cache read tokens: the
+// cache_read_mtok entry, else the input price.
+func (p *Price) CacheRead() int64 {
+	if p.HasCacheRead {
+		return p.CacheReadPerMTok
+	}
+	return p.InputPerMTok
 }
