@@ -23,11 +23,20 @@ func priceRows(rs []store.PriceRow) [][]string {
 }
 
 func newPricebookCmd(a *app) *cobra.Command {
-	c := &cobra.Command{Use: "pricebook", Short: "Prices per million tokens or per request, by resource and model"}
+	c := &cobra.Command{Use: "pricebook", Short: "Prices per million tokens or per request, by resource and model",
+		Long: `Prices per million tokens or per request, by resource (route or provider name) and model.
+
+Units: input_mtok and output_mtok (per million input and output tokens),
+cache_write_mtok and cache_read_mtok (per million tokens written to and read
+from Anthropic's prompt cache: cache_creation_input_tokens and
+cache_read_input_tokens), and request (per call). A resource and model with no
+cache_write_mtok or cache_read_mtok price charges those tokens at its
+input_mtok price: set both for Anthropic routes, whose cache writes cost more
+than plain input and whose cache reads cost less.`}
 	var p store.PriceSpec
 	var price string
 	set := &cobra.Command{
-		Use:   "set --resource R --model M --unit input_mtok|output_mtok|request --price 0.15",
+		Use:   "set --resource R --model M --unit input_mtok|output_mtok|cache_write_mtok|cache_read_mtok|request --price 0.15",
 		Short: "Create or change one price",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -50,7 +59,7 @@ func newPricebookCmd(a *app) *cobra.Command {
 	f := set.Flags()
 	f.StringVar(&p.Resource, "resource", "", "a provider or route name, e.g. openai")
 	f.StringVar(&p.Model, "model", "*", "model name, or * for any")
-	f.StringVar(&p.Unit, "unit", "", "input_mtok, output_mtok (per million tokens) or request")
+	f.StringVar(&p.Unit, "unit", "", "input_mtok, output_mtok, cache_write_mtok, cache_read_mtok (per million tokens) or request")
 	f.StringVar(&price, "price", "", "price as a decimal amount, e.g. 0.15 (at most 6 decimals)")
 	f.StringVar(&p.Currency, "currency", "USD", "ISO 4217 currency code")
 	for _, n := range []string{"resource", "unit", "price"} {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,7 +20,7 @@ import (
 type PriceSpec struct {
 	Resource    string `json:"resource"`
 	Model       string `json:"model"`
-	Unit        string `json:"unit"` // input_mtok|output_mtok|request
+	Unit        string `json:"unit"` // one of PriceUnits
 	PriceMicros int64  `json:"price_micros"`
 	Currency    string `json:"currency"`
 }
@@ -29,6 +30,12 @@ type PriceRow struct {
 	PriceSpec
 	UpdatedAt time.Time `json:"updated_at"`
 }
+
+// PriceUnits are the units a price may be set in: per million input,
+// output, prompt-cache write and prompt-cache read tokens, and per request.
+// A resource and model without a cache_write_mtok or cache_read_mtok price
+// charges those tokens at its input_mtok price.
+var PriceUnits = []string{"input_mtok", "output_mtok", "cache_write_mtok", "cache_read_mtok", "request"}
 
 // PricebookHeader is the header line an imported CSV file must start with.
 var PricebookHeader = []string{"resource", "model", "unit", "price", "currency"}
@@ -40,10 +47,9 @@ func (p *PriceSpec) normalise() error {
 	if p.Model == "" || strings.TrimSpace(p.Model) != p.Model {
 		return fmt.Errorf("invalid model %q: want a model name or *", p.Model)
 	}
-	switch p.Unit {
-	case "input_mtok", "output_mtok", "request":
-	default:
-		return fmt.Errorf("invalid unit %q: want input_mtok, output_mtok or request", p.Unit)
+	if !slices.Contains(PriceUnits, p.Unit) {
+		return fmt.Errorf("invalid unit %q: want %s or %s", p.Unit,
+			strings.Join(PriceUnits[:len(PriceUnits)-1], ", "), PriceUnits[len(PriceUnits)-1])
 	}
 	if p.PriceMicros < 0 {
 		return fmt.Errorf("the price must not be negative")

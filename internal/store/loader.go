@@ -196,6 +196,10 @@ func LoadPrices(ctx context.Context, q Querier) ([]control.Price, error) {
 			p.InputPerMTok = v
 		case "output_mtok":
 			p.OutputPerMTok = v
+		case "cache_write_mtok":
+			p.CacheWritePerMTok, p.HasCacheWrite = v, true
+		case "cache_read_mtok":
+			p.CacheReadPerMTok, p.HasCacheRead = v, true
 		case "request":
 			p.PerRequest = v
 		}
