@@ -34,6 +34,7 @@ type meteringScan struct {
 	hasV, hasCost   bool
 	v, cost         int64
 	ts, in, out     int64
+	cacheW, cacheR  int64
 	reserved, lat   int64
 	status          int64
 	id, kind        jstr
@@ -66,12 +67,14 @@ const (
 	mStatus
 	mLatency
 	mPricing
+	mCacheWrite
+	mCacheRead
 )
 
 // meteringKeys are the JSON names, indexed by the m* constants.
 var meteringKeys = [...]string{"", "v", "id", "ts_us", "kind", "agent", "root", "ancestors", "route", "model",
 	"request_id", "gateway", "input_tokens", "output_tokens", "cost_micros", "reserved_micros", "currency",
-	"status", "latency_us", "pricing"}
+	"status", "latency_us", "pricing", "cache_write_tokens", "cache_read_tokens"}
 
 func meteringKeyExact(k []byte) int {
 	switch string(k) {
@@ -113,6 +116,10 @@ func meteringKeyExact(k []byte) int {
 		return mLatency
 	case "pricing":
 		return mPricing
+	case "cache_write_tokens":
+		return mCacheWrite
+	case "cache_read_tokens":
+		return mCacheRead
 	}
 	return mUnknown
 }
@@ -132,10 +139,10 @@ func meteringKey(b []byte, s jstr) int {
 // compare folded forms (ASCII letters upper case, other runes the smallest
 // of their simple-fold orbit). It returns the index in names, or 0.
 func foldedKey(raw []byte, plain bool, names []string) int {
-	// A name folds to at most 15 bytes, one per rune; a rune is at most 12
-	// raw bytes (an escaped surrogate pair) and unquotes to at most 3 bytes
-	// per raw byte.
-	const maxName = 15
+	// A name folds to at most 18 bytes (cache_write_tokens), one per rune;
+	// a rune is at most 12 raw bytes (an escaped surrogate pair) and
+	// unquotes to at most 3 bytes per raw byte.
+	const maxName = 18
 	const maxRaw = maxName * 12
 	var ubuf [3 * maxRaw]byte
 	var fbuf [64]byte
@@ -243,6 +250,10 @@ func (d *meteringScan) object(i int) (int, error) {
 			i, err = d.int(i, &d.in)
 		case mOutput:
 			i, err = d.int(i, &d.out)
+		case mCacheWrite:
+			i, err = d.int(i, &d.cacheW)
+		case mCacheRead:
+			i, err = d.int(i, &d.cacheR)
 		case mReserved:
 			i, err = d.int(i, &d.reserved)
 		case mStatus:
@@ -787,6 +798,10 @@ func (d *meteringScan) fill(e *Metering) error {
 		return invalid("cost_micros missing or negative")
 	}
 	e.InputTokens, e.OutputTokens, e.CostMicros, e.ReservedMicros = d.in, d.out, d.cost, d.reserved
+	if !cachePartsValid(d.in, d.cacheW, d.cacheR) {
+		return invalid("cache_write_tokens and cache_read_tokens must be non-negative and within input_tokens")
+	}
+	e.CacheWriteTokens, e.CacheReadTokens = d.cacheW, d.cacheR
 	if c := d.value(d.currency, buf[:0]); len(c) != 3 || !isUpperBytes(c) {
 		return invalid("currency must be three capital letters")
 	} else {
@@ -809,6 +824,20 @@ func (d *meteringScan) fill(e *Metering) error {
 		return invalid("unknown pricing %q", string(p))
 	}
 	return nil
+}
+
+// cachePartsValid reports whether the prompt-cache parts of in (itself
+// non-negative) are non-negative and sum to at most in; their sum saturates
+// at math.MaxInt64, as the gateway's input total does.
+func cachePartsValid(in, cacheW, cacheR int64) bool {
+	if cacheW < 0 || cacheR < 0 {
+		return false
+	}
+	sum := cacheW + cacheR
+	if sum < cacheW { // overflow: saturate
+		sum = 1<<63 - 1
+	}
+	return sum <= in
 }
 
 func (d *meteringScan) appendValue(dst []byte, s jstr) []byte {

@@ -2,6 +2,8 @@ package event
 
 import (
 	"encoding/json"
+	"math"
+	"math/big"
 )
 
 // meteringJSON is the decoding shape; DisallowUnknownFields is not used so
@@ -20,6 +22,8 @@ type meteringJSON struct {
 	Gateway      string   `json:"gateway"`
 	InputTokens  int64    `json:"input_tokens"`
 	OutputTokens int64    `json:"output_tokens"`
+	CacheWrite   int64    `json:"cache_write_tokens"`
+	CacheRead    int64    `json:"cache_read_tokens"`
 	Cost         *int64   `json:"cost_micros"`
 	Reserved     int64    `json:"reserved_micros"`
 	Currency     string   `json:"currency"`
@@ -87,6 +91,12 @@ func decodeMeteringJSON(b []byte, e *Metering) error {
 		return invalid("cost_micros missing or negative")
 	}
 	e.InputTokens, e.OutputTokens, e.CostMicros, e.ReservedMicros = j.InputTokens, j.OutputTokens, *j.Cost, j.Reserved
+	// The parts may not exceed the total, unless the total is saturated.
+	overTotal := new(big.Int).Add(big.NewInt(j.CacheWrite), big.NewInt(j.CacheRead)).Cmp(big.NewInt(j.InputTokens)) > 0
+	if j.CacheWrite < 0 || j.CacheRead < 0 || (overTotal && j.InputTokens != math.MaxInt64) {
+		return invalid("cache_write_tokens and cache_read_tokens must be non-negative and within input_tokens")
+	}
+	e.CacheWriteTokens, e.CacheReadTokens = j.CacheWrite, j.CacheRead
 	if len(j.Currency) != 3 || !isUpper(j.Currency) {
 		return invalid("currency must be three capital letters")
 	}

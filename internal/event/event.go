@@ -71,9 +71,15 @@ type Metering struct {
 	Model        []byte
 	RequestID    []byte
 	Gateway      []byte
-	InputTokens  int64
-	OutputTokens int64
-	CostMicros   int64
+	// InputTokens counts every input token, prompt-cache writes and reads
+	// included; CacheWriteTokens and CacheReadTokens are those parts
+	// (Anthropic's cache_creation_input_tokens and cache_read_input_tokens),
+	// priced apart. They are written only when not zero.
+	InputTokens      int64
+	OutputTokens     int64
+	CacheWriteTokens int64
+	CacheReadTokens  int64
+	CostMicros       int64
 	// ReservedMicros is what the gateway took from its lease for the request.
 	ReservedMicros int64
 	Currency       [3]byte
@@ -123,6 +129,14 @@ func (e *Metering) AppendJSON(dst []byte) []byte {
 	dst = strconv.AppendInt(dst, e.InputTokens, 10)
 	dst = append(dst, `,"output_tokens":`...)
 	dst = strconv.AppendInt(dst, e.OutputTokens, 10)
+	if e.CacheWriteTokens != 0 {
+		dst = append(dst, `,"cache_write_tokens":`...)
+		dst = strconv.AppendInt(dst, e.CacheWriteTokens, 10)
+	}
+	if e.CacheReadTokens != 0 {
+		dst = append(dst, `,"cache_read_tokens":`...)
+		dst = strconv.AppendInt(dst, e.CacheReadTokens, 10)
+	}
 	dst = append(dst, `,"cost_micros":`...)
 	dst = strconv.AppendInt(dst, e.CostMicros, 10)
 	dst = append(dst, `,"reserved_micros":`...)

@@ -39,9 +39,47 @@ func TestMeteringRoundTrip(t *testing.T) {
 	}
 }
 
+func TestMeteringCacheTokens(t *testing.T) {
+	e := sampleMetering()
+	if b := e.AppendJSON(nil); bytes.Contains(b, []byte("cache_")) {
+		t.Fatalf("zero cache counts written: %s", b)
+	}
+	e.InputTokens, e.CacheWriteTokens, e.CacheReadTokens = 21_007, 1000, 20_000
+	b := e.AppendJSON(nil)
+	if !bytes.Contains(b, []byte(`"output_tokens":34,"cache_write_tokens":1000,"cache_read_tokens":20000,"cost_micros":56`)) {
+		t.Fatalf("cache counts not written: %s", b)
+	}
+	var d Metering
+	if err := DecodeMetering(b, &d); err != nil || d.InputTokens != 21_007 || d.CacheWriteTokens != 1000 || d.CacheReadTokens != 20_000 {
+		t.Fatalf("decoded %+v %v", d, err)
+	}
+	// Decoding an event without them clears what the target held.
+	if err := DecodeMetering(sampleMetering().AppendJSON(nil), &d); err != nil || d.CacheWriteTokens != 0 || d.CacheReadTokens != 0 {
+		t.Fatalf("stale cache counts: %+v %v", d, err)
+	}
+	good := string(sampleMetering().AppendJSON(nil)) // input_tokens 12
+	for _, tc := range []struct {
+		extra string
+		ok    bool
+	}{
+		{`"cache_write_tokens":5,"cache_read_tokens":7`, true},
+		{`"cache_read_tokens":12`, true},
+		{`"cache_write_tokens":6,"cache_read_tokens":7`, false},
+		{`"cache_write_tokens":13`, false},
+		{`"cache_read_tokens":-1`, false},
+	} {
+		in := strings.Replace(good, `"output_tokens":34`, `"output_tokens":34,`+tc.extra, 1)
+		err := DecodeMetering([]byte(in), &d)
+		if (err == nil) != tc.ok || (err != nil && !strings.Contains(err.Error(), "within input_tokens")) {
+			t.Errorf("%s: %v, want ok %v", tc.extra, err, tc.ok)
+		}
+	}
+}
+
 func TestMeteringEncodeAllocatesNothing(t *testing.T) {
 	e := sampleMetering()
 	buf := make([]byte, 0, 1024)
+	e.InputTokens, e.CacheWriteTokens, e.CacheReadTokens = 1012, 100, 900
 	n := testing.AllocsPerRun(1000, func() { buf = e.AppendJSON(buf[:0]) })
 	if n != 0 {
 		t.Fatalf("AppendJSON allocates %v times per call", n)
