@@ -539,6 +539,7 @@ func (s *reqState) onChunk(p []byte) {
 func (s *reqState) onDone(status int, _ int64, err error) {
 	g := s.g
 	cost, pricing, in, out := s.price.PerRequest, event.PricingPerRequest, int64(0), int64(0)
+	var cacheWrite, cacheRead int64
 	switch s.route.Pricing {
 	case control.PriceTokens:
 		u, ok := usage.Usage{}, false
@@ -550,6 +551,7 @@ func (s *reqState) onDone(status int, _ int64, err error) {
 		switch {
 		case ok:
 			cost, pricing, in, out = usage.Cost(u, s.price), event.PricingTokens, u.InputTokens, u.OutputTokens
+			cacheWrite, cacheRead = u.CacheWriteTokens, u.CacheReadTokens
 		case err != nil && isDialError(err):
 			// The upstream was never reached: nothing was spent.
 			cost, pricing = 0, event.PricingTokens
@@ -583,6 +585,7 @@ func (s *reqState) onDone(status int, _ int64, err error) {
 	e.RequestID = append(e.RequestID, s.reqID...)
 	e.Gateway = append(e.Gateway, g.gatewayID...)
 	e.InputTokens, e.OutputTokens, e.CostMicros, e.ReservedMicros = in, out, cost, reserved
+	e.CacheWriteTokens, e.CacheReadTokens = cacheWrite, cacheRead
 	e.Currency = currencyOf(s.price)
 	e.Status = status
 	e.LatencyUs = time.Since(s.start).Microseconds()

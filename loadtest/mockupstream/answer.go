@@ -17,6 +17,8 @@ type call struct {
 	created      int64
 	model        string
 	in, out      int64
+	cacheW       int64 // prompt-cache writes and reads (Anthropic only),
+	cacheR       int64 // on top of in
 	chunks       int
 	delay        time.Duration
 	includeUsage bool
@@ -64,8 +66,13 @@ func (s *Server) answer(ctx *fasthttp.RequestCtx, ep Endpoint, seq int64) {
 	if req.MaxTokens >= 0 && req.MaxTokens < c.out {
 		c.out = req.MaxTokens
 	}
+	if ep == Messages {
+		c.cacheW, c.cacheR = s.opts.CacheWriteTokens, s.opts.CacheReadTokens
+	}
 	st.ok.Add(1)
-	st.in.Add(c.in)
+	st.in.Add(c.in + c.cacheW + c.cacheR)
+	st.cacheW.Add(c.cacheW)
+	st.cacheR.Add(c.cacheR)
 	st.out.Add(c.out)
 	if !req.Stream {
 		ctx.SetContentType("application/json")
@@ -98,8 +105,8 @@ func (c *call) json(ep Endpoint) []byte {
 		return fmt.Appendf(nil, `{"id":"resp_mock%d","object":"response","created_at":%d,"status":"completed","model":%q,"output":[%s],"usage":%s}`,
 			c.seq, c.created, c.model, c.responsesOutput(), c.responsesUsage())
 	case Messages:
-		return fmt.Appendf(nil, `{"id":"msg_mock%d","type":"message","role":"assistant","model":%q,"content":[{"type":"text","text":%q}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":%d,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":%d}}`,
-			c.seq, c.model, c.text(), c.in, c.out)
+		return fmt.Appendf(nil, `{"id":"msg_mock%d","type":"message","role":"assistant","model":%q,"content":[{"type":"text","text":%q}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":%d,"cache_creation_input_tokens":%d,"cache_read_input_tokens":%d,"output_tokens":%d}}`,
+			c.seq, c.model, c.text(), c.in, c.cacheW, c.cacheR, c.out)
 	}
 	return fmt.Appendf(nil, `{"id":"chatcmpl-mock%d","object":"chat.completion","created":%d,"model":%q,"choices":[{"index":0,"message":{"role":"assistant","content":%q,"refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":%s}`,
 		c.seq, c.created, c.model, c.text(), c.chatUsage())
@@ -166,8 +173,8 @@ func (c *call) streamResponses(w *bufio.Writer) {
 }
 
 func (c *call) streamMessages(w *bufio.Writer) {
-	fmt.Fprintf(w, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_mock%d\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":%q,\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":%d,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":0,\"output_tokens\":%d}}}\n\n",
-		c.seq, c.model, c.in, min(c.out, 1))
+	fmt.Fprintf(w, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_mock%d\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":%q,\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":%d,\"cache_creation_input_tokens\":%d,\"cache_read_input_tokens\":%d,\"output_tokens\":%d}}}\n\n",
+		c.seq, c.model, c.in, c.cacheW, c.cacheR, min(c.out, 1))
 	fmt.Fprint(w, "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n")
 	if !c.flush(w) {
 		return

@@ -6,8 +6,11 @@
 //
 // Token rule: input tokens = usage.EstimateInputTokens(len(body)), the very
 // rule the gateway estimates with; output tokens = min(the body's max
-// tokens, Options.OutputTokens). So a test knows the exact usage of every
-// call it makes.
+// tokens, Options.OutputTokens). Anthropic answers (/v1/messages) also
+// report Options.CacheWriteTokens and Options.CacheReadTokens as
+// cache_creation_input_tokens and cache_read_input_tokens, on top of
+// input_tokens as Anthropic does (the call's whole input is their sum). So a
+// test knows the exact usage of every call it makes.
 package mockupstream
 
 import (
@@ -27,6 +30,10 @@ type Options struct {
 	// OutputTokens is the output token count of every answer, capped by the
 	// request's max tokens (default 16).
 	OutputTokens int64
+	// CacheWriteTokens and CacheReadTokens are the prompt-cache write and
+	// read token counts of every Anthropic answer (default 0).
+	CacheWriteTokens int64
+	CacheReadTokens  int64
 	// Chunks is the number of content chunks of a stream (default 4).
 	Chunks int
 	// Latency is waited before answering; ChunkDelay between stream chunks.
@@ -44,7 +51,7 @@ type Options struct {
 }
 
 func (o *Options) validate() error {
-	if o.OutputTokens < 0 || o.Chunks < 0 || o.Latency < 0 || o.ChunkDelay < 0 || o.ErrorEvery < 0 || o.MaxBodySize < 0 {
+	if o.OutputTokens < 0 || o.CacheWriteTokens < 0 || o.CacheReadTokens < 0 || o.Chunks < 0 || o.Latency < 0 || o.ChunkDelay < 0 || o.ErrorEvery < 0 || o.MaxBodySize < 0 {
 		return errors.New("mock upstream options must not be negative")
 	}
 	if o.OutputTokens == 0 {

@@ -173,6 +173,36 @@ func TestRequireIncludeUsage(t *testing.T) {
 	}
 }
 
+// Anthropic answers carry the configured prompt-cache counts on top of
+// input_tokens, in JSON and SSE; OpenAI answers do not.
+func TestAnthropicCacheTokens(t *testing.T) {
+	s, base := start(t, Options{OutputTokens: 20, CacheWriteTokens: 1000, CacheReadTokens: 20_000})
+	body := `{"model":"claude-sonnet-4-20250514","max_tokens":100,"messages":[{"role":"user","content":"Hello"}]}`
+	in := usage.EstimateInputTokens(len(body))
+	want := usage.Usage{InputTokens: in + 21_000, OutputTokens: 20, CacheWriteTokens: 1000, CacheReadTokens: 20_000}
+	for _, b := range []string{body, strings.Replace(body, `{"model"`, `{"stream":true,"model"`, 1)} {
+		u, ok, _ := readUsage(t, post(t, base+"/v1/messages", b), control.Anthropic)
+		if b != body {
+			want.InputTokens = usage.EstimateInputTokens(len(b)) + 21_000
+		}
+		if !ok || u != want {
+			t.Errorf("%s: usage %+v %v, want %+v", b, u, ok, want)
+		}
+	}
+	st := s.Stats().Messages
+	if st.OK != 2 || st.CacheWriteTokens != 2000 || st.CacheReadTokens != 40_000 ||
+		st.InputTokens != in+usage.EstimateInputTokens(len(body)+len(`"stream":true,`))+42_000 {
+		t.Errorf("messages stats %+v", st)
+	}
+	u, ok, _ := readUsage(t, post(t, base+"/v1/chat/completions", `{"model":"m"}`), control.OpenAI)
+	if !ok || u.CacheWriteTokens != 0 || u.CacheReadTokens != 0 || u.InputTokens != usage.EstimateInputTokens(len(`{"model":"m"}`)) {
+		t.Errorf("chat usage %+v %v", u, ok)
+	}
+	if c := s.Stats().ChatCompletions; c.CacheWriteTokens != 0 || c.CacheReadTokens != 0 {
+		t.Errorf("chat stats %+v", c)
+	}
+}
+
 func TestErrorEvery(t *testing.T) {
 	s, base := start(t, Options{ErrorEvery: 3})
 	var statuses []int

@@ -37,14 +37,17 @@ func endpointOf(path string) (Endpoint, bool) {
 }
 
 // EndpointStats count what one endpoint served. Tokens are those of the
-// 200 answers (the usage each answer reported).
+// 200 answers (the usage each answer reported); InputTokens is the whole
+// input, prompt-cache writes and reads included.
 type EndpointStats struct {
-	OK           int64 `json:"ok"`
-	Streams      int64 `json:"streams"`
-	ClientErrors int64 `json:"client_errors"`
-	ServerErrors int64 `json:"server_errors"`
-	InputTokens  int64 `json:"input_tokens"`
-	OutputTokens int64 `json:"output_tokens"`
+	OK               int64 `json:"ok"`
+	Streams          int64 `json:"streams"`
+	ClientErrors     int64 `json:"client_errors"`
+	ServerErrors     int64 `json:"server_errors"`
+	InputTokens      int64 `json:"input_tokens"`
+	OutputTokens     int64 `json:"output_tokens"`
+	CacheWriteTokens int64 `json:"cache_write_tokens"`
+	CacheReadTokens  int64 `json:"cache_read_tokens"`
 }
 
 // Stats count what the mock served since it started.
@@ -61,7 +64,7 @@ type Stats struct {
 }
 
 type endpointCounters struct {
-	ok, streams, clientErrors, serverErrors, in, out atomic.Int64
+	ok, streams, clientErrors, serverErrors, in, out, cacheW, cacheR atomic.Int64
 }
 
 type counters struct {
@@ -75,6 +78,7 @@ func (c *endpointCounters) load() EndpointStats {
 	return EndpointStats{
 		OK: c.ok.Load(), Streams: c.streams.Load(), ClientErrors: c.clientErrors.Load(),
 		ServerErrors: c.serverErrors.Load(), InputTokens: c.in.Load(), OutputTokens: c.out.Load(),
+		CacheWriteTokens: c.cacheW.Load(), CacheReadTokens: c.cacheR.Load(),
 	}
 }
 
@@ -110,7 +114,7 @@ func (s *Server) serveStats(ctx *fasthttp.RequestCtx) {
 func (s *Server) ResetStats() {
 	for i := range s.stats.byEndpoint {
 		c := &s.stats.byEndpoint[i]
-		for _, v := range []*atomic.Int64{&c.ok, &c.streams, &c.clientErrors, &c.serverErrors, &c.in, &c.out} {
+		for _, v := range []*atomic.Int64{&c.ok, &c.streams, &c.clientErrors, &c.serverErrors, &c.in, &c.out, &c.cacheW, &c.cacheR} {
 			v.Store(0)
 		}
 	}
