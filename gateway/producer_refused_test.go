@@ -1,0 +1,168 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/caracal-gw/caracal/internal/event"
+)
+
+// setMaxMessageBytes sets the topic's max.message.bytes and waits (bounded)
+// until the broker applies it: a probe record of probeSize bytes is refused
+// with MESSAGE_TOO_LARGE (refused) or accepted (!refused). Accepted probes
+// are not metering events; the counts below ignore them.
+func setMaxMessageBytes(t *testing.T, brokers []string, topic, value string, probeSize int, refused bool) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DisableIdempotentWrite(), kgo.RecordRetries(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := kadm.NewClient(cl).AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "max.message.bytes", Value: &value}}, topic)
+	if err == nil {
+		for _, r := range res {
+			err = errors.Join(err, r.Err)
+		}
+	}
+	if err != nil {
+		t.Fatalf("cannot set max.message.bytes=%s on %s: %v", value, topic, err)
+	}
+	probe := &kgo.Record{Topic: topic, Value: []byte(strings.Repeat("p", probeSize))}
+	for {
+		err := cl.ProduceSync(ctx, probe).FirstErr()
+		if refused == errors.Is(err, kerr.MessageTooLarge) && (refused || err == nil) {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("max.message.bytes=%s on %s never took effect (last probe: %v)", value, topic, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestProducerRecordsRefusedGoToTheSpool follows the runbook's
+// "ProducerRecordsFailing" procedure: the metering topic refuses every
+// record for good (max.message.bytes far below an event: MESSAGE_TOO_LARGE,
+// not retriable). Requests are still answered, their events go to the spool
+// and stay there (retried, never dropped) while the brokers are up; once
+// max.message.bytes is raised again the spool drains and every event is on
+// the topic exactly once.
+func TestProducerRecordsRefusedGoToTheSpool(t *testing.T) {
+	s := newStack(t, 5_000_000)
+	p := s.rg.GW.producer
+	setMaxMessageBytes(t, s.brokers, s.topic, "64", 512, true)
+
+	failedBefore := s.metric(t, `caracal_producer_records_total{result="failed"}`)
+	appendedBefore := s.metric(t, "caracal_spool_appended_total")
+	drainedBefore := s.metric(t, "caracal_spool_drained_total")
+	spooledBefore, _ := p.Spooled()
+	const n = 20
+	for i := range n {
+		if resp, body := s.post(t, "/openai/chat/completions", s.key, chatBody); resp.StatusCode != 200 {
+			t.Fatalf("request %d while the topic refuses records: %d %s", i, resp.StatusCode, body)
+		}
+	}
+	// Every event reaches the spool (after Kafka refused it).
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if sp, _ := p.Spooled(); sp-spooledBefore >= n {
+			break
+		}
+		if time.Now().After(deadline) {
+			sp, _ := p.Spooled()
+			t.Fatalf("%d of %d refused events reached the spool", sp-spooledBefore, n)
+		}
+	}
+	if got := s.metric(t, "caracal_spool_records"); got < n {
+		t.Fatalf("caracal_spool_records = %d, want at least %d", got, n)
+	}
+	if got := s.metric(t, "caracal_spool_appended_total") - appendedBefore; got < n {
+		t.Fatalf("caracal_spool_appended_total rose by %d, want at least %d", got, n)
+	}
+	if s.metric(t, "caracal_producer_brokers_down") != 0 {
+		t.Fatal("caracal_producer_brokers_down is 1, but the brokers answer")
+	}
+	// The alert's metric: records refused for good but taken by the spool
+	// are not counted as failed (the counter counts records lost).
+	failed := s.metric(t, `caracal_producer_records_total{result="failed"}`) - failedBefore
+	t.Logf("caracal_producer_records_total{result=\"failed\"} rose by %d while %d events were refused", failed, n)
+	if failed != 0 {
+		t.Fatalf("caracal_producer_records_total{result=\"failed\"} rose by %d: records lost", failed)
+	}
+	// The drain keeps retrying while the cause is not fixed: nothing leaves
+	// the spool.
+	time.Sleep(time.Second)
+	if got := s.metric(t, "caracal_spool_drained_total") - drainedBefore; got != 0 {
+		t.Fatalf("%d records drained while the topic refuses them", got)
+	}
+	if got := s.metric(t, "caracal_spool_records"); got < n {
+		t.Fatalf("caracal_spool_records fell to %d while the topic refuses records", got)
+	}
+
+	// Fix the cause: the spool drains by itself.
+	setMaxMessageBytes(t, s.brokers, s.topic, "1048588", 512, false)
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if s.metric(t, "caracal_spool_records") == 0 && s.metric(t, "caracal_spool_drained_total")-drainedBefore >= n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("spool did not drain: %d records left, %d drained", s.metric(t, "caracal_spool_records"),
+				s.metric(t, "caracal_spool_drained_total")-drainedBefore)
+		}
+	}
+	// Every event once on the topic (probes are not events).
+	recs := readTopic(t, s.brokers, s.topic)
+	ids := map[event.ID]int{}
+	for _, r := range recs {
+		var e event.Metering
+		if event.DecodeMetering(r.Value, &e) == nil {
+			ids[e.ID]++
+		}
+	}
+	if len(ids) != n {
+		t.Fatalf("%d distinct events on %s, want %d", len(ids), s.topic, n)
+	}
+	for id, c := range ids {
+		if c != 1 {
+			t.Errorf("event %s is on the topic %d times", id, c)
+		}
+	}
+	if got := s.mock.Stats().Requests; got != n {
+		t.Fatalf("upstream served %d requests, want %d", got, n)
+	}
+}
+
+// readTopic reads every record of topic up to its end offsets (bounded).
+func readTopic(t *testing.T, brokers []string, topic string) []*kgo.Record {
+	t.Helper()
+	c, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ends, err := kadm.NewClient(c).ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want int64
+	ends.Each(func(o kadm.ListedOffset) { want += o.Offset })
+	var out []*kgo.Record
+	for int64(len(out)) < want && ctx.Err() == nil {
+		out = append(out, c.PollFetches(ctx).Records()...)
+	}
+	if int64(len(out)) < want {
+		t.Fatalf("%s: read %d of %d records", topic, len(out), want)
+	}
+	return out
+}
