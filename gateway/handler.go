@@ -186,7 +186,20 @@ func (s *reqState) admit(ctx *fasthttp.RequestCtx) bool {
 		}
 		s.up = up
 	}
-	return s.reserve(ctx, rt)
+	return s.reserve(ctx, rt) && s.admitMetering(ctx)
+}
+
+// admitMetering sets room aside for the request's metering event (the
+// producer's spool reservation, given back once the event is in Kafka or the
+// spool); without it the request is not forwarded (fail closed).
+func (s *reqState) admitMetering(ctx *fasthttp.RequestCtx) bool {
+	if s.g.producer.Admit() {
+		return true
+	}
+	s.g.budget.Settle(s.ticket, 0)
+	meter.Refused()
+	s.fail(ctx, CodeMeteringUnavailable, "")
+	return false
 }
 
 // Failed authentication is rate limited per client address and per API key

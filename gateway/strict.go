@@ -33,6 +33,7 @@ func (s *reqState) writeIntent(ctx *fasthttp.RequestCtx) bool {
 	in, err := g.producer.Intent(e)
 	if err != nil {
 		g.budget.Settle(s.ticket, 0)
+		g.producer.Unadmit()
 		s.fail(ctx, CodeMeteringUnavailable, "")
 		return false
 	}

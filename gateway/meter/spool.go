@@ -51,7 +51,15 @@ type SpoolOptions struct {
 	StallAfter time.Duration
 	// DrainEvery is the drain loop's period (default 250 ms).
 	DrainEvery time.Duration
-	Logger     *slog.Logger
+	// DrainBackoffMax caps the wait between drain attempts after failed
+	// ones (Kafka refusing records): it doubles from DrainEvery up to this
+	// (default 30 s) and is reset by a successful attempt.
+	DrainBackoffMax time.Duration
+	// LogEvery: a repeated warning (the drain paused) is logged at its
+	// first occurrence, then at most once per LogEvery with a count
+	// (default 1 min).
+	LogEvery time.Duration
+	Logger   *slog.Logger
 }
 
 func (o *SpoolOptions) validate() {
@@ -60,6 +68,13 @@ func (o *SpoolOptions) validate() {
 	}
 	if o.DrainEvery <= 0 {
 		o.DrainEvery = 250 * time.Millisecond
+	}
+	if o.DrainBackoffMax <= 0 {
+		o.DrainBackoffMax = 30 * time.Second
+	}
+	o.DrainBackoffMax = max(o.DrainBackoffMax, o.DrainEvery)
+	if o.LogEvery <= 0 {
+		o.LogEvery = time.Minute
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -77,6 +92,18 @@ type spoolState struct {
 	wg      sync.WaitGroup
 	// Spooled and Drained count records (tests, logs).
 	spooled, drained atomic.Int64
+	// refusing: Kafka refused a record for good (a non-retriable produce
+	// error); every event goes to the spool, as while the brokers are down,
+	// until a drain attempt delivers with no refusal. refusals counts the
+	// refusals (the drain clears refusing only if none came meanwhile).
+	refusing atomic.Bool
+	refusals atomic.Int64
+	// closing: Close purges what is buffered (not a refusal).
+	closing atomic.Bool
+	// acks remembers, per segment being drained, which of its records
+	// Kafka acknowledged, so a retry sends only the others (drain only).
+	acks     map[uint64][]bool
+	drainLog logEvery
 }
 
 // UseSpool makes the producer fall back to sp when the brokers are
@@ -86,7 +113,8 @@ type spoolState struct {
 // estimate. Call it once, before serving.
 func (p *Producer) UseSpool(sp *spool.Spool, opt SpoolOptions) error {
 	opt.validate()
-	st := &spoolState{sp: sp, opt: opt, stop: make(chan struct{})}
+	st := &spoolState{sp: sp, opt: opt, stop: make(chan struct{}), acks: map[uint64][]bool{},
+		drainLog: logEvery{every: opt.LogEvery}}
 	st.lastAck.Store(time.Now().UnixNano())
 	if err := p.recoverIntents(st); err != nil {
 		return err
@@ -106,13 +134,35 @@ func (p *Producer) Spooled() (appended, drained int64) {
 	return p.sp.spooled.Load(), p.sp.drained.Load()
 }
 
-// BrokersDown reports whether new events currently go to the spool.
+// BrokersDown reports whether the brokers count as unreachable (new events
+// go to the spool).
 func (p *Producer) BrokersDown() bool { return p.sp != nil && p.sp.down.Load() }
+
+// Refusing reports whether Kafka refuses records for good (new events go to
+// the spool until the drain delivers again).
+func (p *Producer) Refusing() bool { return p.sp != nil && p.sp.refusing.Load() }
 
 // spoolFirst reports whether an event should skip Kafka's buffer.
 func (p *Producer) spoolFirst() bool {
 	st := p.sp
-	return st != nil && (st.down.Load() || p.cl.BufferedProduceBytes() >= p.maxBuffered*3/4)
+	return st != nil && (st.down.Load() || st.refusing.Load() || p.cl.BufferedProduceBytes() >= p.maxBuffered*3/4)
+}
+
+// refused notes a record Kafka refused for good: new events go to the spool.
+func (st *spoolState) refused(err error) {
+	st.acked() // the brokers answer: not a stall
+	st.refusals.Add(1)
+	if !st.refusing.Swap(true) {
+		st.opt.Logger.Warn("Kafka refuses records (non-retriable produce error): events go to the spool until it takes them again",
+			"err", err, "dir", st.sp.Dir())
+	}
+}
+
+// delivering notes a drain attempt with no refusal since refusals was n.
+func (st *spoolState) delivering(n int64) {
+	if st.refusals.Load() == n && st.refusing.Swap(false) {
+		st.opt.Logger.Info("Kafka takes records again: events go to Kafka", "dir", st.sp.Dir())
+	}
 }
 
 func (st *spoolState) acquire() *[]byte {
@@ -143,14 +193,22 @@ func (p *Producer) topicOf(tag byte) string {
 	return p.metering // tagMetering, tagCompletion
 }
 
-// spoolRecord appends r durably; false when the spool cannot take it.
-func (p *Producer) spoolRecord(tag byte, key, value []byte, pin bool) (uint64, bool) {
+// spoolRecord appends r durably, in a reservation of reserve bytes (Admit)
+// when reserve > 0; false when the spool cannot take it (a reservation is
+// then still held).
+func (p *Producer) spoolRecord(tag byte, key, value []byte, pin bool, reserve int64) (uint64, bool) {
 	st := p.sp
 	bp := st.acquire()
 	b := append((*bp)[:0], byte(len(key)))
 	b = append(b, key...)
 	b = append(b, value...)
-	seq, err := st.sp.Append(tag, b, pin)
+	var seq uint64
+	var err error
+	if reserve > 0 {
+		seq, err = st.sp.AppendReserved(tag, b, pin, reserve)
+	} else {
+		seq, err = st.sp.Append(tag, b, pin)
+	}
 	*bp = b
 	st.bufs.Put(bp)
 	if err != nil {
@@ -214,67 +272,143 @@ func (st *spoolState) acked() { st.lastAck.Store(time.Now().UnixNano()) }
 // are up and deletes each segment once all its records are acknowledged.
 // Delivery from the spool is at least once (a crash between the acks and
 // the delete produces a segment again); consumers dedupe by event id.
+// After a failed attempt that delivered nothing (Kafka refusing records)
+// the next one waits DrainEvery, doubled at each such failure up to
+// DrainBackoffMax; the warning is logged at the first failure, then at most
+// once per LogEvery with a count.
 func (p *Producer) drainSpool(st *spoolState) {
 	defer st.wg.Done()
 	t := time.NewTicker(st.opt.DrainEvery)
 	defer t.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { <-st.stop; cancel() }()
 	var buf []byte
+	var backoff time.Duration
+	var next time.Time
+	failures := 0
 	for {
+		var now time.Time
 		select {
 		case <-st.stop:
 			return
-		case <-t.C:
+		case now = <-t.C:
 		}
-		if st.down.Load() {
+		if st.down.Load() || now.Before(next) {
 			continue
 		}
+		n := st.refusals.Load()
 		var err error
-		if buf, err = p.drainOnce(st, buf); err != nil {
-			st.opt.Logger.Warn("spool drain paused", "err", err)
+		var delivered int64
+		if buf, delivered, err = p.drainOnce(ctx, st, buf); err != nil {
+			failures++
+			if delivered > 0 {
+				backoff = 0 // progress: retry at the next tick
+			} else {
+				backoff = min(max(2*backoff, st.opt.DrainEvery), st.opt.DrainBackoffMax)
+			}
+			next = now.Add(backoff)
+			if ok, left := st.drainLog.allow(now); ok {
+				st.opt.Logger.Warn("spool drain paused", "err", err, "retry_in", backoff,
+					"failed_attempts", failures, "not_logged_since_last", left)
+			}
+			continue
 		}
+		if failures > 0 {
+			st.opt.Logger.Info("spool drain resumed", "failed_attempts", failures, "not_logged", st.drainLog.reset())
+			failures, backoff, next = 0, 0, time.Time{}
+		}
+		st.delivering(n)
 	}
 }
 
-// drainOnce drains every sealed segment (sealing the active one when only
-// it holds records).
-func (p *Producer) drainOnce(st *spoolState, buf []byte) ([]byte, error) {
-	segs := st.sp.Sealed()
-	if len(segs) == 0 {
-		if r, _, _ := st.sp.Stats(); r == 0 {
-			return buf, nil
-		}
-		st.sp.Seal()
-		segs = st.sp.Sealed()
-	}
-	for _, seg := range segs {
-		select {
-		case <-st.stop:
-			return buf, nil
-		default:
+// drainRefusedBudget bounds the refused records' bytes one drain attempt
+// sends: while Kafka refuses everything, an attempt does not send the
+// whole spool again; while it refuses only some records, the attempt goes
+// on past them to newer segments.
+const drainRefusedBudget = 16 << 20
+
+// drainRetryRecords bounds the records one attempt sends one at a time (the
+// retries of segments that had refusals; see produceSegment).
+const drainRetryRecords = 1024
+
+// drainOnce seals the active segment and drains the sealed ones, oldest
+// first. A segment with records Kafka refused stays (its delivered records
+// are remembered) and the attempt goes on with newer segments until the
+// refused records' bytes reach drainRefusedBudget. It returns the records
+// delivered.
+func (p *Producer) drainOnce(ctx context.Context, st *spoolState, buf []byte) ([]byte, int64, error) {
+	st.sp.Seal()
+	var refusedBytes, delivered int64
+	var refusedRecs, refusedSegs int
+	retryLeft := drainRetryRecords
+	var firstErr error
+	for _, seg := range st.sp.Sealed() {
+		if ctx.Err() != nil || refusedBytes >= drainRefusedBudget || retryLeft <= 0 {
+			break
 		}
 		if !seg.Produced {
-			var err error
-			if buf, err = p.produceSegment(st, seg, buf); err != nil {
-				return buf, err
+			var res segResult
+			buf, res = p.produceSegment(ctx, st, seg, buf, &retryLeft)
+			delivered += res.delivered
+			if res.err != nil {
+				return buf, delivered, res.err
+			}
+			if res.refused > 0 || res.left > 0 {
+				refusedBytes += res.refusedBytes
+				refusedRecs += res.refused
+				if res.refused > 0 {
+					refusedSegs++
+				}
+				if firstErr == nil {
+					firstErr = res.firstErr
+				}
+				continue
 			}
 			if err := st.sp.MarkProduced(seg); err != nil {
-				return buf, err
+				return buf, delivered, err
 			}
 		}
+		delete(st.acks, seg.Seq)
 		if _, err := st.sp.Remove(seg); err != nil {
-			return buf, err
+			return buf, delivered, err
 		}
 	}
-	return buf, nil
+	if refusedRecs > 0 {
+		return buf, delivered, fmt.Errorf("Kafka refused %d spooled records in %d segments (kept for the next attempt; %d delivered): %w",
+			refusedRecs, refusedSegs, delivered, firstErr)
+	}
+	return buf, delivered, nil
 }
 
-func (p *Producer) produceSegment(st *spoolState, seg *spool.Segment, buf []byte) ([]byte, error) {
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	var firstErr atomic.Value
-	var n int64
+// segResult is what an attempt at a segment did: err (reading, closing)
+// stops the drain; refused records (and left ones, not sent this attempt)
+// stay for the next attempt.
+type segResult struct {
+	delivered    int64
+	refused      int
+	left         int
+	refusedBytes int64
+	firstErr     error
+	err          error
+}
+
+// produceSegment produces the records of seg that Kafka has not
+// acknowledged yet (st.acks: a retry after a partial failure sends only the
+// refused ones, so accepted records are not duplicated) and waits for the
+// acks. The first attempt produces them all at once. Kafka's client fails
+// every record queued behind a refused one in its partition, so a retry
+// sends its records one at a time (at most *retryLeft, shared by the
+// attempt): the records Kafka accepts get through past the ones it refuses.
+func (p *Producer) produceSegment(ctx context.Context, st *spoolState, seg *spool.Segment, buf []byte, retryLeft *int) ([]byte, segResult) {
+	acked, retry := st.acks[seg.Seq]
+	var recs []*kgo.Record
+	var idx []int
+	i := 0
 	buf, err := st.sp.Read(seg, buf, func(r spool.Record) error {
-		if r.Tag == tagIntent {
+		k := i
+		i++
+		if r.Tag == tagIntent || k < len(acked) && acked[k] {
 			return nil
 		}
 		key, value, ok := splitPayload(r.Payload)
@@ -285,37 +419,73 @@ func (p *Producer) produceSegment(st *spoolState, seg *spool.Segment, buf []byte
 		if len(key) > 0 {
 			rec.Key = append([]byte(nil), key...)
 		}
-		wg.Add(1)
-		n++
-		p.cl.Produce(context.Background(), rec, func(_ *kgo.Record, err error) {
-			if err != nil {
-				failed.Add(1)
-				firstErr.CompareAndSwap(nil, err)
-			} else {
-				st.acked()
-			}
-			wg.Done()
-		})
+		recs = append(recs, rec)
+		idx = append(idx, k)
 		return nil
 	})
-	acked := make(chan struct{})
-	go func() { wg.Wait(); close(acked) }()
+	if err != nil {
+		return buf, segResult{err: err}
+	}
+	if len(acked) < i {
+		acked = append(acked, make([]bool, i-len(acked))...)
+	}
+	st.acks[seg.Seq] = acked
+	var res segResult
+	var mu sync.Mutex
+	promise := func(k int) func(*kgo.Record, error) {
+		return func(r *kgo.Record, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				acked[k] = true
+				res.delivered++
+				st.acked()
+				return
+			}
+			res.refused++
+			res.refusedBytes += int64(len(r.Key) + len(r.Value))
+			if res.firstErr == nil {
+				res.firstErr = err
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for j, rec := range recs {
+		if !retry {
+			wg.Add(1)
+			pr := promise(idx[j])
+			p.cl.Produce(ctx, rec, func(r *kgo.Record, err error) { pr(r, err); wg.Done() })
+			continue
+		}
+		if *retryLeft <= 0 {
+			res.left = len(recs) - j
+			break
+		}
+		*retryLeft--
+		r, err := p.cl.ProduceSync(ctx, rec).First()
+		if ctx.Err() != nil {
+			return buf, segResult{err: errors.New("producer closing")}
+		}
+		promise(idx[j])(r, err)
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
 	select {
-	case <-acked:
+	case <-done:
 	case <-st.stop:
 		// Closing: the records stay in the client until Close flushes or
 		// purges them; the segment stays for the next start.
-		return buf, errors.New("producer closing")
+		return buf, segResult{err: errors.New("producer closing")}
 	}
-	if err != nil {
-		return buf, err
+	mu.Lock()
+	defer mu.Unlock()
+	spoolDrainedTotal.AddInt64(res.delivered)
+	st.drained.Add(res.delivered)
+	if res.refused > 0 {
+		producerRefusedRecords.AddInt64(int64(res.refused))
+		st.refused(res.firstErr)
 	}
-	if failed.Load() > 0 {
-		return buf, fmt.Errorf("cannot deliver %d spooled records of %s: %v", failed.Load(), seg.Path, firstErr.Load())
-	}
-	spoolDrainedTotal.AddInt64(n)
-	st.drained.Add(n)
-	return buf, nil
+	return buf, res
 }
 
 // recoverIntents turns strict-mode intents without a completion into
@@ -357,7 +527,7 @@ func (p *Producer) recoverIntents(st *spoolState) error {
 			continue
 		}
 		key, value, _ := splitPayload(payload)
-		if _, ok := p.spoolRecord(tagCompletion, key, value, false); !ok {
+		if _, ok := p.spoolRecord(tagCompletion, key, value, false, 0); !ok {
 			return errors.New("cannot spool the incomplete event of a strict-mode intent")
 		}
 		orphanIntents.Inc()

@@ -90,6 +90,15 @@ func newSpooledProducer(t *testing.T, addr, dir string) (*Producer, *spool.Spool
 	return p, sp
 }
 
+// admit takes a request's admission (spool room for its event) as the
+// gateway does before Metering, Intent or Complete.
+func admit(t testing.TB, p *Producer) {
+	t.Helper()
+	if !p.Admit() {
+		t.Fatal("the producer admits no request")
+	}
+}
+
 func meteringEvent(g *event.IDGen, i int) *event.Metering {
 	e := &event.Metering{}
 	e.ID = g.New(time.Now())
@@ -142,7 +151,7 @@ func TestSpoolWhileBrokersDown(t *testing.T) {
 	produce := func(i int) {
 		e := meteringEvent(g, i)
 		ids[e.ID] = true
-		if !p.HasRoom() {
+		if !p.Admit() {
 			t.Fatalf("no room at event %d", i)
 		}
 		p.Metering(e)
@@ -205,6 +214,9 @@ func TestSpoolSurvivesRestart(t *testing.T) {
 	for i := range 40 {
 		e := meteringEvent(g, i)
 		ids[e.ID] = true
+		if !p.Admit() {
+			t.Fatalf("no room at event %d", i)
+		}
 		p.Metering(e)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -245,6 +257,7 @@ func TestStrictIntentRecovery(t *testing.T) {
 	g := event.NewIDGen()
 	done := meteringEvent(g, 1)
 	done.CostMicros = 700
+	admit(t, p)
 	in, err := p.Intent(done)
 	if err != nil {
 		t.Fatal(err)
@@ -253,6 +266,7 @@ func TestStrictIntentRecovery(t *testing.T) {
 	p.Complete(in, done)
 	lost := meteringEvent(g, 2)
 	lost.CostMicros = 900
+	admit(t, p)
 	if _, err := p.Intent(lost); err != nil {
 		t.Fatal(err)
 	}
@@ -314,6 +328,7 @@ func TestStrictCompletionDurable(t *testing.T) {
 	p, sp := newSpooledProducer(t, k.addr(), dir)
 	e := meteringEvent(event.NewIDGen(), 3)
 	e.CostMicros = 500
+	admit(t, p)
 	in, err := p.Intent(e)
 	if err != nil {
 		t.Fatal(err)
@@ -346,7 +361,10 @@ func TestStrictCompletionDurable(t *testing.T) {
 }
 
 // TestHasRoomFailsClosedWhenSpoolFull: with the brokers down, admission
-// follows the spool; once it is full the gateway must refuse (503).
+// follows the spool; once it is full the gateway must refuse (503). Events
+// admitted before the brokers counted as down wait in Kafka's buffer with
+// their spool room set aside: at Close they go to the spool, and every
+// admitted event is there, within the cap.
 func TestHasRoomFailsClosedWhenSpoolFull(t *testing.T) {
 	k := newFakeKafka(t)
 	k.stop()
@@ -362,29 +380,45 @@ func TestHasRoomFailsClosedWhenSpoolFull(t *testing.T) {
 	if err := p.UseSpool(sp, SpoolOptions{StallAfter: 200 * time.Millisecond, DrainEvery: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
+	closed := false
+	closeProducer := func() {
+		if closed {
+			return
+		}
+		closed = true
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		p.Close(ctx) //nolint:errcheck
-	}()
+		p.Close(ctx) //nolint:errcheck // the broker is down: what is left is spooled
+	}
+	defer closeProducer()
 	g := event.NewIDGen()
+	admitted := 0
 	for i := 0; i < 2000 && !p.BrokersDown(); i++ {
-		p.Metering(meteringEvent(g, i))
+		if p.Admit() {
+			p.Metering(meteringEvent(g, i))
+			admitted++
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	if !p.BrokersDown() {
 		t.Fatal("brokers never reported down")
 	}
-	admitted := 0
-	for i := 0; i < 5000 && p.HasRoom(); i++ {
+	for i := 0; i < 5000 && p.Admit(); i++ {
 		p.Metering(meteringEvent(g, i))
 		admitted++
 	}
-	if p.HasRoom() {
+	if p.HasRoom() || p.Admit() {
 		t.Fatalf("still admitting after %d events into a 64 KiB spool", admitted)
 	}
 	if _, bytes, _ := sp.Stats(); bytes > 64<<10 {
 		t.Fatalf("spool holds %d bytes over its cap", bytes)
+	}
+	closeProducer()
+	records, bytes, _ := sp.Stats()
+	t.Logf("%d events admitted; the spool holds %d records, %d bytes", admitted, records, bytes)
+	if records != int64(admitted) || bytes > 64<<10 || p.Reserved() != 0 {
+		t.Fatalf("%d events admitted; the spool holds %d records, %d bytes (cap %d), %d bytes still reserved",
+			admitted, records, bytes, 64<<10, p.Reserved())
 	}
 	if p.Failed.Load() != 0 {
 		t.Fatalf("%d events failed", p.Failed.Load())

@@ -29,7 +29,7 @@ func (p *Producer) Intent(e *event.Metering) (Intent, error) {
 	r := p.acquireRecord()
 	r.Key = e.Agent.AppendText(r.Key)
 	r.Value = e.AppendJSON(r.Value)
-	seq, ok := p.spoolRecord(tagIntent, r.Key, r.Value, true)
+	seq, ok := p.spoolRecord(tagIntent, r.Key, r.Value, true, 0)
 	p.releaseRecord(r)
 	if !ok {
 		return Intent{}, errors.New("cannot record a strict-mode intent in the spool")
@@ -43,7 +43,8 @@ func (p *Producer) Intent(e *event.Metering) (Intent, error) {
 // there by the drain, so the intent is only completed once its event is
 // durable. If the spool cannot take it, e goes to Kafka directly and the
 // intent stays open: the next start also charges it as incomplete, with the
-// same event id (the ledger keeps one entry per id).
+// same event id (the ledger keeps one entry per id). The completion uses the
+// request's admission reservation (Admit).
 func (p *Producer) Complete(in Intent, e *event.Metering) {
 	if !in.ok || p.sp == nil {
 		p.Metering(e)
@@ -52,7 +53,7 @@ func (p *Producer) Complete(in Intent, e *event.Metering) {
 	r := p.acquireRecord()
 	r.Key = e.Agent.AppendText(r.Key)
 	r.Value = e.AppendJSON(r.Value)
-	_, ok := p.spoolRecord(tagCompletion, r.Key, r.Value, false)
+	_, ok := p.spoolRecord(tagCompletion, r.Key, r.Value, false, MeteringReserve)
 	p.releaseRecord(r)
 	if !ok {
 		p.Metering(e)

@@ -44,6 +44,10 @@ func BenchmarkStrictIntent(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				e := meteringEvent(g, 1)
 				for pb.Next() {
+					if !p.Admit() {
+						b.Error("no room in the spool")
+						return
+					}
 					in, err := p.Intent(e)
 					if err != nil {
 						b.Error(err)

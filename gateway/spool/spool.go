@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -108,8 +109,12 @@ type Spool struct {
 	segs    []*Segment // oldest first; the last one is active when active != nil
 	active  *os.File
 	nextSeq uint64
-	bytes   int64 // on disk + pending
+	// bytes: on disk + pending; changed under mu, read without it.
+	bytes   atomic.Int64
 	records int64
+	// reserved: bytes set aside by Reserve for records appended later with
+	// AppendReserved (the metering events of requests in flight).
+	reserved atomic.Int64
 
 	wg   sync.WaitGroup
 	lock *os.File
@@ -168,7 +173,7 @@ func (s *Spool) load() error {
 			return err
 		}
 		s.segs = append(s.segs, seg)
-		s.bytes += seg.size
+		s.bytes.Add(seg.size)
 		s.records += int64(seg.Records)
 		s.nextSeq = max(s.nextSeq, seq+1)
 	}
@@ -224,19 +229,61 @@ func readFile(path string, buf []byte) ([]byte, error) {
 	return buf[:n], nil
 }
 
-// HasRoom reports whether the spool is below its cap with a margin for the
-// events of requests already in flight.
-func (s *Spool) HasRoom() bool {
+// HasRoom reports whether the bytes held and reserved are below the cap
+// minus its margin (a sixteenth).
+func (s *Spool) HasRoom() bool { return s.HasRoomFor(1) }
+
+// HasRoomFor reports whether Reserve(n) would set room aside now.
+func (s *Spool) HasRoomFor(n int64) bool {
 	s.mu.Lock()
-	ok := !s.closed && s.bytes+s.opt.MaxBytes/16 < s.opt.MaxBytes
+	closed := s.closed
 	s.mu.Unlock()
-	return ok
+	return !closed && s.bytes.Load()+s.reserved.Load()+n <= s.reserveLimit()
 }
+
+// reserveLimit: reservations stop a sixteenth below the cap, which is left
+// to records appended without one (denials, audit records, strict-mode
+// intents) and to records larger than their reservation.
+func (s *Spool) reserveLimit() int64 { return s.opt.MaxBytes - s.opt.MaxBytes/16 }
+
+// Reserve sets n bytes aside for a record to be appended later with
+// AppendReserved; false (nothing reserved) when the bytes held and reserved
+// would pass the cap minus its margin. Safe for concurrent use without a
+// lock: concurrent reservations never over-commit the spool together.
+func (s *Spool) Reserve(n int64) bool {
+	r := s.reserved.Add(n)
+	if s.bytes.Load()+r > s.reserveLimit() {
+		s.reserved.Add(-n)
+		return false
+	}
+	return true
+}
+
+// Unreserve gives back n bytes taken by Reserve whose record was not
+// appended (it went to Kafka, or the request was not forwarded).
+func (s *Spool) Unreserve(n int64) { s.reserved.Add(-n) }
+
+// Reserved returns the bytes currently reserved.
+func (s *Spool) Reserved() int64 { return s.reserved.Load() }
 
 // Append writes one record and returns once it is durable (fsynced with its
 // group), with the sequence number of the segment that holds it. A pinned
-// record keeps its segment from being removed until Unpin(seq).
+// record keeps its segment from being removed until Unpin(seq). It needs
+// room beside what is reserved: ErrFull when the bytes held, the bytes
+// reserved and the record would pass the cap.
 func (s *Spool) Append(tag byte, payload []byte, pin bool) (uint64, error) {
+	return s.append(tag, payload, pin, 0)
+}
+
+// AppendReserved is Append for a record whose room was set aside by
+// Reserve(reserved): it is never refused for room (a record larger than its
+// reservation may take some of the cap's margin) and the reservation becomes
+// the record's bytes. On an error the reservation is still held.
+func (s *Spool) AppendReserved(tag byte, payload []byte, pin bool, reserved int64) (uint64, error) {
+	return s.append(tag, payload, pin, reserved)
+}
+
+func (s *Spool) append(tag byte, payload []byte, pin bool, reserved int64) (uint64, error) {
 	if tag == 0 || len(payload) > MaxRecord {
 		return 0, fmt.Errorf("cannot append to the spool: tag %d, %d bytes", tag, len(payload))
 	}
@@ -247,12 +294,19 @@ func (s *Spool) Append(tag byte, payload []byte, pin bool) (uint64, error) {
 		s.mu.Unlock()
 		return 0, ErrClosed
 	}
-	if s.bytes+need > s.opt.MaxBytes {
+	if reserved > 0 {
+		// Bytes first, then the reservation: a concurrent Reserve sees
+		// too much, never too little.
+		s.bytes.Add(need)
+		s.reserved.Add(-reserved)
+	} else if s.bytes.Add(need)+s.reserved.Load() > s.opt.MaxBytes {
+		// Added before the check, as Reserve does: of an append and a
+		// reservation racing for the last room, at least one sees the other.
+		s.bytes.Add(-need)
 		s.mu.Unlock()
 		fullTotal.Inc()
 		return 0, ErrFull
 	}
-	s.bytes += need
 	b := s.pending
 	b.buf = appendRecord(b.buf, tag, now, payload)
 	b.n++
@@ -271,6 +325,9 @@ func (s *Spool) Append(tag byte, payload []byte, pin bool) (uint64, error) {
 	}
 	s.mu.Unlock()
 	if err != nil {
+		if reserved > 0 {
+			s.reserved.Add(reserved) // finish took the bytes back
+		}
 		return 0, err
 	}
 	return seq, nil
@@ -336,14 +393,14 @@ func (s *Spool) write(f *os.File, p []byte) error {
 func (s *Spool) finish(b *batch, seg *Segment, err error) {
 	b.finished, b.err = true, err
 	if err != nil {
-		s.bytes -= int64(len(b.buf))
+		s.bytes.Add(-int64(len(b.buf)))
 		writeErrors.Inc()
 		s.opt.Logger.Error("cannot write to the spool", "err", err)
 		if seg != nil {
 			// The segment may end in a partial batch: seal it; its tail is
 			// detected as torn when it is read.
 			if st, e := s.active.Stat(); e == nil {
-				s.bytes += st.Size() - seg.size
+				s.bytes.Add(st.Size() - seg.size)
 				seg.size = st.Size()
 			}
 			s.sealActive()
@@ -522,7 +579,7 @@ func (s *Spool) Remove(seg *Segment) (bool, error) {
 			break
 		}
 	}
-	s.bytes -= seg.size
+	s.bytes.Add(-seg.size)
 	s.records -= int64(seg.Records)
 	return true, nil
 }
@@ -538,7 +595,7 @@ func (s *Spool) Stats() (records, bytes int64, oldest time.Time) {
 			break
 		}
 	}
-	return s.records, s.bytes, oldest
+	return s.records, s.bytes.Load(), oldest
 }
 
 // Dir returns the spool's directory.

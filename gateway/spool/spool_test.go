@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -286,5 +287,66 @@ func TestProducedMarkSurvivesRestart(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Fatalf("%d files left, want only LOCK", len(ents))
+	}
+}
+
+// TestReserve: reservations never over-commit the spool, even when many are
+// taken at once; a reserved record is appended even when the rest of the
+// spool is full, and records without a reservation leave reserved room alone.
+func TestReserve(t *testing.T) {
+	s := open(t, t.TempDir(), Options{MaxBytes: 16 << 10, SegmentBytes: 4 << 10})
+	const n = 1000
+	limit := int64(16<<10) - (16<<10)/16
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 100 {
+				if s.Reserve(n) {
+					ok.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if got, want := ok.Load(), limit/n; got != want {
+		t.Fatalf("%d reservations of %d bytes granted under a %d-byte limit, want %d", got, n, limit, want)
+	}
+	if s.Reserved() != ok.Load()*n || s.HasRoom() && s.Reserve(n) {
+		t.Fatalf("reserved %d, HasRoom %v after the limit", s.Reserved(), s.HasRoom())
+	}
+	// Unreserved appends fit only beside the reservations.
+	free := int64(16<<10) - s.Reserved()
+	p := make([]byte, 83) // 100 bytes a record
+	appended := int64(0)
+	for range 100 {
+		if _, err := s.Append(1, p, false); errors.Is(err, ErrFull) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		appended++
+	}
+	if appended != free/100 {
+		t.Fatalf("%d unreserved records appended beside %d reserved bytes, want %d", appended, s.Reserved(), free/100)
+	}
+	// Every reservation becomes a record, though the spool is full.
+	big := make([]byte, n-headerLen)
+	for i := range ok.Load() {
+		if _, err := s.AppendReserved(2, big, false, n); err != nil {
+			t.Fatalf("reserved append %d: %v", i, err)
+		}
+	}
+	if s.Reserved() != 0 {
+		t.Fatalf("%d bytes still reserved", s.Reserved())
+	}
+	if _, b, _ := s.Stats(); b > 16<<10 {
+		t.Fatalf("spool holds %d bytes over its cap", b)
+	}
+	s.Unreserve(0)
+	if s.Reserve(n) {
+		t.Fatal("reservation granted in a full spool")
 	}
 }
