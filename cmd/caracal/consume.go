@@ -160,12 +160,17 @@ func (a *app) consumerParts(ctx context.Context, cfg *config.Config, which strin
 		}
 		st := budget.NewStore(rc)
 		agg := aggregate.New(st, cf.group)
+		// Records the gateway's spool drain produced may repeat an event
+		// id: the aggregator applies the copy the ledger kept, after the
+		// ledger writer has passed them.
+		ledgerGroup := cfg.Kafka.Consumer.GroupPrefix + "-ledger"
+		agg.LedgerPool, agg.LedgerGroup = pool, ledgerGroup
 		// When the totals are missing (a fresh install, Redis lost its
 		// data), rebuild them from the ledger before applying a batch, then
 		// set the ready key that lets gateways serve.
 		ar := &recovery.AutoReconciler{Pool: pool, Store: st, Admin: kadm.NewClient(adm),
 			Opt: recovery.ReconcileOptions{Topic: cfg.Kafka.Topics.Metering, Group: cf.group,
-				LedgerGroup: cfg.Kafka.Consumer.GroupPrefix + "-ledger", Wait: 5 * time.Minute, ReadyKey: cfg.Redis.BudgetReadyKey, Kafka: cfg}}
+				LedgerGroup: ledgerGroup, Wait: 5 * time.Minute, ReadyKey: cfg.Redis.BudgetReadyKey, Kafka: cfg}}
 		agg.Guard = ar.Guard
 		p := &consumerParts{handler: agg, topics: []string{cfg.Kafka.Topics.Metering}, extra: []func(context.Context) error{ar.Run}}
 		if sc := cfg.Snapshots; sc.Schedule > 0 {
