@@ -83,7 +83,8 @@ Stop the deployed MetricsAggregator first; start it again afterwards.`,
 				fmt.Fprintf(a.stderr, "totals rebuilt from %d ledger entries before %s; replaying from there\n", rep.Entries, t.Format(time.RFC3339))
 			}
 			err = recovery.Replay(ctx, cfg, st, adm, recovery.ReplayOptions{Topic: cfg.Kafka.Topics.Metering, Group: g.aggregator,
-				DLQ: cfg.Kafka.Topics.DLQ, Start: start, Timeout: timeout, Progress: a.recordProgress("replayed")})
+				DLQ: cfg.Kafka.Topics.DLQ, Start: start, Timeout: timeout, Progress: a.recordProgress("replayed"),
+				LedgerPool: pool, LedgerGroup: g.ledger})
 			if err != nil {
 				return err
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/caracal-gw/caracal/consumers/aggregate"
@@ -25,6 +26,11 @@ type ReplayOptions struct {
 	Progress func(done, total int64)
 	// ExtraOpts reach the runner (tests).
 	Runner runner.Options
+	// LedgerPool and LedgerGroup let the aggregator check spooled records
+	// against the ledger (aggregate.Aggregator.LedgerPool); without them a
+	// batch holding one is refused and retried.
+	LedgerPool  *pgxpool.Pool
+	LedgerGroup string
 }
 
 // OffsetsAt returns the first offset of each partition of topic at or after
@@ -82,7 +88,9 @@ func Replay(ctx context.Context, cfg *config.Config, st *budget.Store, adm *kadm
 	if ro.MaxPollRecords == 0 {
 		ro.MaxPollRecords = cfg.Kafka.Consumer.MaxPollRecords
 	}
-	r, err := runner.New(cfg, aggregate.New(st, opt.Group), ro)
+	agg := aggregate.New(st, opt.Group)
+	agg.LedgerPool, agg.LedgerGroup = opt.LedgerPool, opt.LedgerGroup
+	r, err := runner.New(cfg, agg, ro)
 	if err != nil {
 		return err
 	}
