@@ -329,8 +329,10 @@ func (p *Producer) drainSpool(st *spoolState) {
 const drainRefusedBudget = 16 << 20
 
 // drainRetryRecords bounds the records one attempt sends one at a time (the
-// retries of segments that had refusals; see produceSegment).
-const drainRetryRecords = 1024
+// retries of segments that had refusals; see produceSegment). Each waits
+// for its acknowledgement (and the producer's linger): a few seconds per
+// attempt at most.
+const drainRetryRecords = 256
 
 // drainOnce seals the active segment and drains the sealed ones, oldest
 // first. A segment with records Kafka refused stays (its delivered records
