@@ -71,6 +71,8 @@ type consumerParts struct {
 	handler runner.Handler
 	topics  []string
 	extra   []func(context.Context) error
+	// batchMax bounds a batch across polls (0: one poll per batch).
+	batchMax int
 }
 
 func (a *app) consume(ctx context.Context, which string, cf *consumeFlags) error {
@@ -87,7 +89,7 @@ func (a *app) consume(ctx context.Context, which string, cf *consumeFlags) error
 	}
 	defer cleanup()
 	r, err := runner.New(cfg, parts.handler, runner.Options{Name: which, Group: cf.group, Topics: parts.topics,
-		DLQTopic: cfg.Kafka.Topics.DLQ, MaxPollRecords: cfg.Kafka.Consumer.MaxPollRecords})
+		DLQTopic: cfg.Kafka.Topics.DLQ, MaxPollRecords: cfg.Kafka.Consumer.MaxPollRecords, BatchMaxRecords: parts.batchMax})
 	if err != nil {
 		return err
 	}
@@ -124,7 +126,8 @@ func (a *app) consumerParts(ctx context.Context, cfg *config.Config, which strin
 		if err != nil {
 			return nil, nop, err
 		}
-		p := &consumerParts{handler: ledger.NewWriter(pool, cf.group), topics: []string{cfg.Kafka.Topics.Metering}}
+		p := &consumerParts{handler: ledger.NewWriter(pool, cf.group), topics: []string{cfg.Kafka.Topics.Metering},
+			batchMax: cfg.Ledger.BatchMaxRecords}
 		if !cf.noSeal {
 			s, v, err := ledger.LoadSigner(cf.signerKeyFile, signerKeyEnv)
 			if err != nil {

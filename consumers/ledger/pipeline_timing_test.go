@@ -148,7 +148,8 @@ func pipelineEvents(b *testing.B, brokers []string, topic string, partitions, n 
 // (CARACAL_PIPELINE_EVENTS, default 100000) already on the real broker in a
 // fresh topic of CARACAL_PIPELINE_PARTITIONS (default 6) partitions are
 // consumed by the real runner with the LedgerWriter (max.poll.records
-// CARACAL_PIPELINE_POLL, default the configuration's; the runner's overlap
+// CARACAL_PIPELINE_POLL, default the configuration's; records per batch
+// across polls CARACAL_PIPELINE_BATCH, default ledger.batchMaxRecords; the runner's overlap
 // off with CARACAL_PIPELINE_SEQUENTIAL=1) and the sealer (default consume
 // flags: checkpoint every 10000 or 2 s, 20000 per seal) on a fresh
 // database, until all N rows are committed, sealed and under a signed
@@ -167,6 +168,7 @@ func BenchmarkPipelineEndToEnd(b *testing.B) {
 		cfg := testenv.Config(b)
 		cfg.Kafka.Brokers = brokers
 		cfg.Kafka.Consumer.MaxPollRecords = envInt("CARACAL_PIPELINE_POLL", cfg.Kafka.Consumer.MaxPollRecords)
+		cfg.Ledger.BatchMaxRecords = envInt("CARACAL_PIPELINE_BATCH", cfg.Ledger.BatchMaxRecords)
 		pool := testenv.PG(b)
 		topic, group := testenv.Name("pipe-"), testenv.Name("g-")
 		recs := pipelineEvents(b, brokers, topic, parts, n)
@@ -182,9 +184,9 @@ func BenchmarkPipelineEndToEnd(b *testing.B) {
 		b.ReportMetric(sealedRate/copies.indexed, "x-indexed-copy")
 		b.ReportMetric(r.cpu/float64(n)*1e6, "cpu-µs/event")
 		b.ReportMetric(r.machine*100, "machine-busy-%")
-		b.Logf("N=%d partitions=%d poll=%d sequential=%v: commit %v, sealed %v, checkpoint %v; COPY %.0f/s, indexed COPY %.0f/s; process CPU %.2f s; "+
+		b.Logf("N=%d partitions=%d poll=%d batch=%d sequential=%v: commit %v, sealed %v, checkpoint %v; COPY %.0f/s, indexed COPY %.0f/s; process CPU %.2f s; "+
 			"%d batches, in Decode %v, in HandleBatch %v (overlapping unless sequential)",
-			n, parts, cfg.Kafka.Consumer.MaxPollRecords, sequential, r.commit, r.sealed, r.total, copies.plain, copies.indexed, r.cpu,
+			n, parts, cfg.Kafka.Consumer.MaxPollRecords, cfg.Ledger.BatchMaxRecords, sequential, r.commit, r.sealed, r.total, copies.plain, copies.indexed, r.cpu,
 			r.batches, r.decode, r.handle)
 	}
 }
@@ -208,7 +210,8 @@ func runPipeline(b *testing.B, cfg *config.Config, pool *pgxpool.Pool, topic, gr
 	}
 	w := &firstDecode{Writer: NewWriter(pool, group), decodeClock: &decodeClock{}}
 	rn, err := runner.New(cfg, w, runner.Options{Name: "ledger", Group: group, Topics: []string{topic},
-		DLQTopic: topic + "-dlq", MaxPollRecords: cfg.Kafka.Consumer.MaxPollRecords, Sequential: sequential})
+		DLQTopic: topic + "-dlq", MaxPollRecords: cfg.Kafka.Consumer.MaxPollRecords, BatchMaxRecords: cfg.Ledger.BatchMaxRecords,
+		Sequential: sequential})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,16 +1,24 @@
 // Package runner is the one consumer loop shared by the ledger writer, the
 // metrics aggregator and the audit logger: a franz-go group consumer
 // (read_committed, no auto-commit, max.poll.records per poll) that hands each
-// poll to a Handler, sends records the handler rejects to the DLQ, retries a
+// batch to a Handler, sends records the handler rejects to the DLQ, retries a
 // failed batch with backoff without committing it, and commits offsets to
 // Kafka only after the handler stored the batch.
 //
+// A batch is one poll or, with Options.BatchMaxRecords above
+// max.poll.records, several: the runner keeps polling while the client has
+// records ready (and while the batch before is being stored) until the
+// batch holds BatchMaxRecords records, so that one store (one database
+// transaction) is not bounded by one poll. It never waits for records only
+// to fill a batch.
+//
 // The batch is stored in a goroutine while the runner polls (and, for a
 // Forker, decodes) the next one; Kafka commits are asynchronous. Rebalances
-// are blocked from a poll until its batch is handed to the store step
-// (kgo.BlockRebalanceOnPoll), and a revoke waits for the batch being stored,
-// so it always happens between batches: every polled record is stored and
-// its offsets committed (synchronously) before the partitions go.
+// are blocked from the first poll of a batch until the batch is handed to
+// the store step (kgo.BlockRebalanceOnPoll; the batch's later polls keep
+// them blocked), and a revoke waits for the batch being stored, so it
+// always happens between batches: every polled record is stored and its
+// offsets committed (synchronously) before the partitions go.
 package runner
 
 import (
@@ -88,8 +96,17 @@ type Options struct {
 	Topics []string
 	// DLQTopic receives rejected records (config kafka.topics.dlq).
 	DLQTopic string
-	// MaxPollRecords bounds a batch (kafka.consumer.max.poll.records).
+	// MaxPollRecords bounds one poll (kafka.consumer.max.poll.records).
 	MaxPollRecords int
+	// BatchMaxRecords bounds a batch, which may span several polls: after
+	// the first poll of a batch the runner keeps polling (each poll at
+	// most MaxPollRecords) while the client has records ready, and, while
+	// the batch before is still being stored, waits for more records until
+	// that store ends; it never waits for records only to fill a batch.
+	// 0 (or less than MaxPollRecords): one poll per batch, as many records
+	// as MaxPollRecords allows. Above MaxPollRecords it bounds the records
+	// polled into one batch (rejected ones included).
+	BatchMaxRecords int
 	// RetryMin and RetryMax bound the backoff of a failed batch; after
 	// UnhealthyAfter failures in a row the runner reports unhealthy and
 	// keeps retrying.
@@ -117,6 +134,9 @@ func (o *Options) validate() error {
 	}
 	if o.MaxPollRecords <= 0 {
 		o.MaxPollRecords = 500
+	}
+	if o.BatchMaxRecords < o.MaxPollRecords {
+		o.BatchMaxRecords = o.MaxPollRecords
 	}
 	if o.RetryMin <= 0 {
 		o.RetryMin = 100 * time.Millisecond
@@ -260,6 +280,16 @@ type flight struct {
 	err  error
 }
 
+// stored reports whether the flight has ended.
+func (f *flight) stored() bool {
+	select {
+	case <-f.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Run consumes until ctx is done. A batch's offsets are never committed
 // before the handler stored it; on cancel the batch in flight is abandoned
 // uncommitted.
@@ -290,9 +320,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.cl.AllowRebalance()
 			break
 		}
-		fetches.EachError(func(t string, p int32, err error) {
-			r.opts.Logger.Warn("fetch error", "consumer", r.opts.Name, "topic", t, "partition", p, "err", err)
-		})
+		r.logFetchErrors(fetches)
 		// The handler's buffer is free once its previous batch is stored:
 		// with a fork, the batch in flight is in the other one.
 		if !forked && fl != nil {
@@ -302,15 +330,24 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 		}
 		start := time.Now()
-		b, rejects, hwm := r.decode(hs[slot], fetches)
+		p := r.begin(hs[slot])
+		n := r.add(p, fetches)
+		// More polls join this batch while records are ready (and, with a
+		// batch in flight, until it is stored). Rebalances stay blocked
+		// from the first of them: every record polled is in this batch.
+		r.fill(ctx, p, n, r.opts.MaxPollRecords, fl)
+		if ctx.Err() != nil {
+			r.cl.AllowRebalance()
+			break
+		}
 		if fl != nil {
 			if err := r.land(&fl); err != nil {
 				r.cl.AllowRebalance()
 				return r.stopped(ctx, err)
 			}
 		}
-		if b != nil {
-			fl = r.launch(ctx, hs[slot], b, rejects, hwm, start)
+		if len(p.b.Next) > 0 {
+			fl = r.launch(ctx, p.h, p.b, p.rejects, p.hwm, start)
 			if forked {
 				slot ^= 1
 			}
@@ -344,31 +381,100 @@ func (r *Runner) land(fl **flight) error {
 	return f.err
 }
 
-// decode hands the poll's records to h and returns the batch (nil when the
-// poll touched no partition), the records for the DLQ and the partitions'
-// high watermarks.
-func (r *Runner) decode(h Handler, fetches kgo.Fetches) (*Batch, []*kgo.Record, map[string]int64) {
-	b := &Batch{Next: Offsets{}}
-	hwm := map[string]int64{}
-	var rejects []*kgo.Record
+func (r *Runner) logFetchErrors(fetches kgo.Fetches) {
+	fetches.EachError(func(t string, p int32, err error) {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return
+		}
+		r.opts.Logger.Warn("fetch error", "consumer", r.opts.Name, "topic", t, "partition", p, "err", err)
+	})
+}
+
+// prep is a batch being prepared from one or more polls.
+type prep struct {
+	h       Handler
+	b       *Batch
+	rejects []*kgo.Record
+	hwm     map[string]int64
+	polled  int // records polled into it, rejected ones included
+}
+
+// begin starts a batch in h.
+func (r *Runner) begin(h Handler) *prep {
 	h.Begin()
-	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-		hwm[lagKey(p.Topic, p.Partition)] = p.HighWatermark
-		for _, rec := range p.Records {
-			if err := h.Decode(rec); err != nil {
-				rejects = append(rejects, dlqRecord(r.opts, rec, err))
+	return &prep{h: h, b: &Batch{Next: Offsets{}}, hwm: map[string]int64{}}
+}
+
+// add hands the poll's records to the batch's handler (rejected ones go to
+// the DLQ with the batch) and returns how many records the poll held. A
+// batch with no partition in Next is not stored.
+func (r *Runner) add(p *prep, fetches kgo.Fetches) int {
+	n := 0
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		p.hwm[lagKey(fp.Topic, fp.Partition)] = fp.HighWatermark
+		for _, rec := range fp.Records {
+			if err := p.h.Decode(rec); err != nil {
+				p.rejects = append(p.rejects, dlqRecord(r.opts, rec, err))
 				continue
 			}
-			b.Records = append(b.Records, rec)
+			p.b.Records = append(p.b.Records, rec)
 		}
-		if n := len(p.Records); n > 0 {
-			b.Next.Set(p.Topic, p.Partition, p.Records[n-1].Offset+1)
+		if k := len(fp.Records); k > 0 {
+			n += k
+			// Offsets only grow within a batch (no rebalance or seek can
+			// come between its polls); keep the highest regardless.
+			if next := fp.Records[k-1].Offset + 1; next > p.b.Next[fp.Topic][fp.Partition] {
+				p.b.Next.Set(fp.Topic, fp.Partition, next)
+			}
 		}
 	})
-	if len(b.Next) == 0 {
-		return nil, nil, nil
+	p.polled += n
+	return n
+}
+
+// fill tops the batch up with further polls, each at most MaxPollRecords,
+// until it holds BatchMaxRecords records or the client has nothing more
+// ready: a poll that returned fewer records than asked ends it, unless the
+// batch before (fl) is still being stored, in which case fill waits for
+// records until that store ends (the batch could not be stored earlier
+// anyway). It never waits for records only to fill a batch. last is what
+// the previous poll returned of the asked records.
+func (r *Runner) fill(ctx context.Context, p *prep, last, asked int, fl *flight) {
+	for p.polled < r.opts.BatchMaxRecords && ctx.Err() == nil {
+		ask := min(r.opts.MaxPollRecords, r.opts.BatchMaxRecords-p.polled)
+		var fetches kgo.Fetches
+		switch {
+		case last >= asked:
+			// A nil context takes what is buffered and never waits
+			// (franz-go's documented behaviour).
+			//lint:ignore SA1012 nil is how PollRecords is told not to wait
+			fetches = r.cl.PollRecords(nil, ask)
+		case fl != nil && !fl.stored():
+			fetches = r.pollUntil(ctx, fl.done, ask)
+		default:
+			return
+		}
+		if fetches.IsClientClosed() {
+			return
+		}
+		r.logFetchErrors(fetches)
+		last, asked = r.add(p, fetches), ask
 	}
-	return b, rejects, hwm
+}
+
+// pollUntil polls up to n records, waiting for them until done is closed
+// or ctx ends (then it returns what is ready, possibly nothing).
+func (r *Runner) pollUntil(ctx context.Context, done <-chan struct{}, n int) kgo.Fetches {
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-done:
+			cancel()
+		case <-pctx.Done():
+		}
+	}()
+	return r.cl.PollRecords(pctx, n)
 }
 
 // launch stores b in a new goroutine and makes it the batch in flight.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -37,7 +38,11 @@ type memStore struct {
 	atGate       atomic.Int32 // stores waiting at their handler's gate
 	// committedAhead counts Kafka commits seen ahead of the stored offsets.
 	committedAhead atomic.Int32
-	problems       []string
+	// batchMax is the largest batch stored; multiPoll counts batches
+	// larger than one poll could be (set by the test).
+	batchMax, multiPoll atomic.Int64
+	pollMax             int
+	problems            []string
 }
 
 func newMemStore() *memStore {
@@ -64,9 +69,12 @@ type memHandler struct {
 	// waitDecode makes the first HandleBatch wait (bounded) until the
 	// next batch is decoded, proving the overlap.
 	waitDecode bool
-	// slow is a pause in every HandleBatch.
-	slow  time.Duration
-	forks *atomic.Int32
+	// slow is a pause in every HandleBatch; slowAt more in the one that
+	// starts when slowAt records are stored.
+	slow           time.Duration
+	slowAt         int64
+	slowAtDuration time.Duration
+	forks          *atomic.Int32
 }
 
 func (h *memHandler) Begin() { h.buf = h.buf[:0] }
@@ -116,10 +124,19 @@ func (h *memHandler) HandleBatch(ctx context.Context, b *runner.Batch) error {
 		}
 	}
 	time.Sleep(h.slow)
+	if h.slowAt > 0 && h.s.storedRecs.Load() == h.slowAt {
+		time.Sleep(h.slowAtDuration)
+	}
 	if ahead() {
 		h.s.decodedAhead.Add(1)
 	}
 	s := h.s
+	if n := int64(len(h.buf)); n > s.batchMax.Load() {
+		s.batchMax.Store(n) // one HandleBatch at a time
+	}
+	if s.pollMax > 0 && len(h.buf) > s.pollMax {
+		s.multiPoll.Add(1)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.storedRecs.Add(int64(len(h.buf)))
@@ -328,24 +345,42 @@ func TestSequentialDoesNotOverlap(t *testing.T) {
 // (decoded into the fork) while it waits for it. idle: the held batch is the
 // last record there is, so the runner waits in an empty poll, and only the
 // revoke's own wait for the batch in flight keeps the order.
+//
+// -multipoll: batches span several polls (BatchMaxRecords 8 polls'
+// worth): the batch prepared while a's batch is held keeps polling until it
+// is full, then waits; the rebalance must not split it. partial-multipoll:
+// the batch prepared while a's batch is held cannot fill (the topic has no
+// more), so the runner is still polling for it, waiting for records until
+// the held batch is stored, when the second member joins; a rebalance
+// allowed between the polls of one batch shows here as duplicates.
 func TestRevokeFinishesTheBatchInFlight(t *testing.T) {
-	for _, idle := range []bool{false, true} {
-		t.Run(map[bool]string{false: "busy", true: "idle"}[idle], func(t *testing.T) { testRevoke(t, idle) })
+	for _, mode := range []string{"busy", "idle", "busy-multipoll", "idle-multipoll", "partial-multipoll"} {
+		t.Run(mode, func(t *testing.T) {
+			idle := strings.HasPrefix(mode, "idle") || strings.HasPrefix(mode, "partial")
+			testRevoke(t, mode, idle, strings.HasSuffix(mode, "multipoll"))
+		})
 	}
 }
 
-func testRevoke(t *testing.T, idle bool) {
+func testRevoke(t *testing.T, mode string, idle, multi bool) {
 	f := newFixture(t)
 	first, more := 3000, 0
 	if idle {
 		first, more = 60, 600
+	}
+	partial := mode == "partial-multipoll"
+	if partial {
+		first = 250
 	}
 	f.produce(t, first)
 	s := newMemStore()
 	gate := make(chan struct{})
 	a := &memHandler{s: s, member: "a", gate: gate, slow: 5 * time.Millisecond, forks: new(atomic.Int32)}
 	a.hold = func(h *memHandler) bool {
-		if idle {
+		switch {
+		case partial:
+			return h.s.storedRecs.Load() >= 100
+		case idle:
 			return h.s.decoded.Load() == int64(first) && h.s.storedRecs.Load()+int64(len(h.buf)) == int64(first)
 		}
 		return h.s.storedRecs.Load() >= 300
@@ -353,11 +388,38 @@ func testRevoke(t *testing.T, idle bool) {
 	// Fast heartbeats: member a learns of the rebalance while its batch
 	// is held.
 	hb := []kgo.Opt{kgo.HeartbeatInterval(100 * time.Millisecond)}
-	f.start(t, a, runner.Options{MaxPollRecords: 50, ExtraOpts: hb})
+	opts := runner.Options{MaxPollRecords: 50, ExtraOpts: hb}
+	if multi {
+		opts.BatchMaxRecords = 400
+		s.pollMax = 50
+	}
+	if partial {
+		// 100, 100 (held), then 50 ready and the runner waiting for more.
+		// The store of those 50 is slow: had the rebalance gone ahead
+		// during the wait, the second member would read the offsets the
+		// revoke committed (up to the held batch) before the 50 are
+		// stored and committed, and store them again.
+		opts.BatchMaxRecords = 100
+		a.slowAt, a.slowAtDuration = 200, time.Second
+	}
+	f.start(t, a, opts)
 	waitFor(t, "member a to hold a batch in flight", func() bool { return s.atGate.Load() == 1 })
+	if partial {
+		waitFor(t, "member a to poll the rest", func() bool { return s.decoded.Load() == int64(first) })
+	}
 	before := s.total()
 	b := &memHandler{s: s, member: "b", forks: new(atomic.Int32)}
-	f.start(t, b, runner.Options{MaxPollRecords: 50, ExtraOpts: hb})
+	// b's assignment ends the rebalance (a has revoked what b gets); the
+	// idle case produces its later records only then, so that both
+	// members store some whatever the batch size.
+	var bAssigned atomic.Bool
+	bopts := opts
+	bopts.ExtraOpts = append(append([]kgo.Opt{}, hb...), kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+		if len(m) > 0 {
+			bAssigned.Store(true)
+		}
+	}))
+	f.start(t, b, bopts)
 	var once sync.Once
 	release := func() { once.Do(func() { close(gate) }) }
 	t.Cleanup(release) // before the runners stop, should the test fail early
@@ -370,6 +432,7 @@ func testRevoke(t *testing.T, idle bool) {
 	release()
 	if more > 0 {
 		waitFor(t, "the held batch stored", func() bool { return s.total() >= int64(first) })
+		waitFor(t, "member b assigned partitions", bAssigned.Load)
 		f.produce(t, more)
 	}
 	n := first + more
@@ -383,4 +446,73 @@ func testRevoke(t *testing.T, idle bool) {
 	if ba == 0 || bb == 0 {
 		t.Fatalf("stored by a: %d, by b: %d; the second member never got partitions", ba, bb)
 	}
+	if multi && !idle && s.multiPoll.Load() == 0 {
+		t.Error("no batch spanned more than one poll")
+	}
+	if m := s.batchMax.Load(); m > int64(max(opts.BatchMaxRecords, opts.MaxPollRecords)) {
+		t.Errorf("a batch of %d records, above the bound %d", m, max(opts.BatchMaxRecords, opts.MaxPollRecords))
+	}
+}
+
+// Batches span polls up to BatchMaxRecords while records are ready, in
+// store order, each record once, Kafka commits never ahead of the stored
+// offsets; a forked and a plain handler alike.
+func TestBatchesSpanPolls(t *testing.T) {
+	for _, forked := range []bool{true, false} {
+		t.Run(map[bool]string{true: "forker", false: "plain"}[forked], func(t *testing.T) {
+			f := newFixture(t)
+			const n = 3000
+			f.produce(t, n)
+			s := newMemStore()
+			s.pollMax = 40
+			mh := &memHandler{s: s, member: "a", slow: 5 * time.Millisecond, forks: new(atomic.Int32)}
+			mh.check = func() {
+				s.mu.Lock()
+				stored := map[int32]int64{}
+				for p, o := range s.next {
+					stored[p] = o
+				}
+				s.mu.Unlock()
+				for p, c := range f.committed(t) {
+					if c > stored[p] {
+						s.problem("partition %d committed to Kafka at %d before it was stored (stored up to %d)", p, c, stored[p])
+					}
+				}
+			}
+			var h runner.Handler = mh
+			if !forked {
+				h = plainHandler{mh}
+			}
+			f.start(t, h, runner.Options{MaxPollRecords: 40, BatchMaxRecords: 300})
+			waitFor(t, "every record stored", func() bool { return s.total() >= n })
+			time.Sleep(300 * time.Millisecond)
+			s.checkOnce(t, n)
+			if s.multiPoll.Load() == 0 {
+				t.Error("no batch spanned more than one poll of 40")
+			}
+			if m := s.batchMax.Load(); m > 300 {
+				t.Errorf("a batch of %d records, above BatchMaxRecords 300", m)
+			}
+		})
+	}
+}
+
+// plainHandler hides the Fork method: the runner cannot decode ahead.
+type plainHandler struct{ *memHandler }
+
+func (plainHandler) Fork() {}
+
+// A batch that cannot fill is stored anyway: with BatchMaxRecords far
+// above what the topic holds, a few records produced to an idle consumer
+// are stored (the runner does not wait for more).
+func TestPartialBatchIsStored(t *testing.T) {
+	f := newFixture(t)
+	s := newMemStore()
+	h := &memHandler{s: s, member: "a", forks: new(atomic.Int32)}
+	f.start(t, h, runner.Options{MaxPollRecords: 40, BatchMaxRecords: 100000})
+	f.produce(t, 7)
+	waitFor(t, "7 records stored", func() bool { return s.total() >= 7 })
+	f.produce(t, 5)
+	waitFor(t, "12 records stored", func() bool { return s.total() >= 12 })
+	s.checkOnce(t, 12)
 }

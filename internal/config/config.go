@@ -35,6 +35,8 @@ type Config struct {
 	Log      Log      `yaml:"log"`
 	// Snapshots are taken by the metrics consumer process (issue 6).
 	Snapshots Snapshots `yaml:"snapshots"`
+	// Ledger tunes the ledger consumer.
+	Ledger Ledger `yaml:"ledger"`
 
 	// dbPassword is CARACAL_DATABASE_PASSWORD, put into database.url once
 	// every other source is applied.
@@ -49,6 +51,16 @@ type Snapshots struct {
 	Schedule Duration `yaml:"schedule"`
 	// Retention is how many snapshots are kept; older ones are pruned.
 	Retention int `yaml:"retention"`
+}
+
+// Ledger tunes the ledger consumer (`caracal consume ledger`).
+type Ledger struct {
+	// BatchMaxRecords bounds the records the ledger writer stores in one
+	// database transaction. A batch spans several polls (each at most
+	// kafka.consumer.max.poll.records) while the consumer has records
+	// ready; it never waits for records to fill one. A value at or below
+	// max.poll.records makes every poll one transaction.
+	BatchMaxRecords int `yaml:"batchMaxRecords"`
 }
 
 // Database is the PostgreSQL connection.
@@ -186,6 +198,7 @@ func Default() Config {
 		PolicyCacheMaxSize:    50000,
 		Database:              Database{URL: "postgres://caracal:caracal@127.0.0.1:5432/caracal?sslmode=disable"},
 		Snapshots:             Snapshots{Schedule: Duration(time.Hour), Retention: 48},
+		Ledger:                Ledger{BatchMaxRecords: 5000},
 		Redis: Redis{
 			Addrs:          []string{"127.0.0.1:6379"},
 			DialTimeout:    Duration(2 * time.Second),

@@ -34,6 +34,9 @@ func TestExampleConfigLoads(t *testing.T) {
 		k.EnableAutoCommit || k.IsolationLevel != "read_committed" {
 		t.Fatalf("consumer settings not read: %+v", k)
 	}
+	if c.Ledger.BatchMaxRecords != 5000 {
+		t.Fatalf("ledger.batchMaxRecords not read: %d", c.Ledger.BatchMaxRecords)
+	}
 	if !strings.Contains(c.Database.URL, ":s3cret@") {
 		t.Fatalf("password file not applied: %s", c.Database.URL)
 	}
@@ -78,6 +81,8 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{name: "set without value", set: "gateway.listen", want: "want key=value"},
 		{name: "bad listen", set: "gateway.listen=8443", want: "config key gateway.listen"},
 		{name: "bad cidr", set: "gateway.trustedProxies=10.0.0.0/99", want: "gateway.trustedProxies"},
+		{name: "ledger batch zero", set: "ledger.batchMaxRecords=0", want: "config key ledger.batchMaxRecords"},
+		{name: "ledger batch env", env: "CARACAL_LEDGER_BATCH_MAX_RECORDS=-5", want: "config key ledger.batchMaxRecords"},
 		{name: "open pprof", file: "gateway:\n  adminListen: 0.0.0.0:9090\n  enablePprof: true\n", want: "config key gateway.enablePprof"},
 		{name: "pprof on all interfaces", file: "gateway:\n  adminListen: :9090\n  enablePprof: true\n", want: "needs gateway.adminToken"},
 	}

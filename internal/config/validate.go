@@ -28,6 +28,7 @@ func (c *Config) Validate() error {
 		{"redis.budgetReadyKey", c.Redis.BudgetReadyKey == "", "must not be empty"},
 		{"snapshots.schedule", c.Snapshots.Schedule.D() < 0 || (c.Snapshots.Schedule.D() > 0 && c.Snapshots.Schedule.D() < time.Minute), "must be 0 (off) or at least 1m"},
 		{"snapshots.retention", c.Snapshots.Retention < 1, "must be at least 1"},
+		{"ledger.batchMaxRecords", c.Ledger.BatchMaxRecords < 1 || c.Ledger.BatchMaxRecords > 1000000, "must be between 1 and 1000000"},
 		{"kafka.brokers", !validAddrs(c.Kafka.Brokers), "must list host:port addresses"},
 		{"kafka.topics.partitions", c.Kafka.Topics.Partitions < 1, "must be at least 1"},
 		{"kafka.topics.replicationFactor", c.Kafka.Topics.ReplicationFactor < 1, "must be at least 1"},
