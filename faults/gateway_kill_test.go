@@ -97,29 +97,3 @@ func TestGatewayKill9Default(t *testing.T) {
 	needFaults(t)
 	killGatewayUnderLoad(t, false)
 }
-
-// ledgerProc runs `caracal consume ledger` (no sealing: the test's sealer
-// seals) against the stack's services.
-func (s *stack) ledgerProc() *proc {
-	p := &proc{t: s.t, name: "ledger", log: filepath.Join(s.t.TempDir(), "ledger.log"), argv: []string{caracalBinary(s.t), "consume", "ledger",
-		"--group", "faults-ledger", "--no-seal", "--set", "database.url=" + s.cfg.Database.URL, "--set", "kafka.brokers=" + s.k.addr()}}
-	p.start()
-	s.t.Cleanup(func() { p.signal(syscall.SIGTERM) })
-	return p
-}
-
-// TestLedgerWriterKill9: the ledger writer is killed -9 under load (at any
-// point of a batch: between COPY and commit included) and restarted; its
-// offsets live in the same transaction as its rows, so every event is in
-// the ledger exactly once.
-func TestLedgerWriterKill9(t *testing.T) {
-	needFaults(t)
-	s := newStackWith(t, stackOptions{externalLedger: true})
-	lw := s.ledgerProc()
-	sum := s.load(warm+after, func() {
-		time.Sleep(warm)
-		lw.kill9()
-		lw.start()
-	})
-	s.check(sum, exact)
-}

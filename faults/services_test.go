@@ -45,6 +45,7 @@ type proc struct {
 	t    *testing.T
 	name string
 	argv []string
+	env  []string // added to the test's environment
 	uid  *syscall.Credential
 	log  string
 	cmd  *exec.Cmd
@@ -58,6 +59,9 @@ func (p *proc) start() {
 	}
 	cmd := exec.Command(p.argv[0], p.argv[1:]...)
 	cmd.Stdout, cmd.Stderr = f, f
+	if len(p.env) > 0 {
+		cmd.Env = append(os.Environ(), p.env...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: p.uid}
 	if err := cmd.Start(); err != nil {
 		p.t.Fatalf("cannot start %s: %v", p.name, err)

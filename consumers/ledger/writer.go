@@ -39,6 +39,8 @@ type Writer struct {
 
 	// beforeCommit fails a transaction in tests.
 	beforeCommit func() error
+	// pause is the test-only hook of TestPauseBeforeCommitEnv (nil: off).
+	pause *testPause
 }
 
 type stageRow struct {
@@ -58,7 +60,8 @@ type stageRow struct {
 
 // NewWriter returns a Writer storing offsets under group.
 func NewWriter(pool *pgxpool.Pool, group string) *Writer {
-	return &Writer{pool: pool, group: group, now: time.Now, months: map[int64]bool{}, seen: map[[16]byte]struct{}{}}
+	return &Writer{pool: pool, group: group, now: time.Now, months: map[int64]bool{}, seen: map[[16]byte]struct{}{},
+		pause: readTestPause()}
 }
 
 // Fork implements runner.Forker: a Writer for the same database and group
@@ -66,7 +69,7 @@ func NewWriter(pool *pgxpool.Pool, group string) *Writer {
 // this one is stored. HandleBatch calls of the two never overlap.
 func (w *Writer) Fork() runner.Handler {
 	return &Writer{pool: w.pool, group: w.group, now: w.now, months: map[int64]bool{}, seen: map[[16]byte]struct{}{},
-		beforeCommit: w.beforeCommit}
+		beforeCommit: w.beforeCommit, pause: w.pause}
 }
 
 // Begin implements runner.Handler.
@@ -168,6 +171,9 @@ func (w *Writer) HandleBatch(ctx context.Context, b *runner.Batch) error {
 		if err := w.beforeCommit(); err != nil {
 			return err
 		}
+	}
+	if err := w.pauseBeforeCommit(ctx, b); err != nil {
+		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("cannot commit the ledger batch: %w", err)
