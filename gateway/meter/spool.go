@@ -18,6 +18,18 @@ import (
 
 // Spool record tags. A spooled record's payload is a one-byte key length,
 // the key and the record value (the event's JSON).
+// SpooledHeader (value SpooledValue) marks every record the spool drain
+// produces. The drain is at-least-once, so such a record may repeat an event
+// id already on the topic (a crash before the drain's progress was durable,
+// or a produce whose outcome was unknown, then spooled); the metrics
+// aggregator checks these records against the ledger's winning copy so the
+// aggregates stay exactly-once (consumers/aggregate). Records produced
+// directly carry no header and cost the aggregator nothing extra.
+const (
+	SpooledHeader = "caracal-spooled"
+	SpooledValue  = "1"
+)
+
 const (
 	tagMetering byte = 1
 	tagDecision byte = 2
@@ -417,7 +429,8 @@ func (p *Producer) produceSegment(ctx context.Context, st *spoolState, seg *spoo
 		if !ok {
 			return fmt.Errorf("BUG: spool record without a key length in %s", seg.Path)
 		}
-		rec := &kgo.Record{Topic: p.topicOf(r.Tag), Value: append([]byte(nil), value...)}
+		rec := &kgo.Record{Topic: p.topicOf(r.Tag), Value: append([]byte(nil), value...),
+			Headers: []kgo.RecordHeader{{Key: SpooledHeader, Value: []byte(SpooledValue)}}}
 		if len(key) > 0 {
 			rec.Key = append([]byte(nil), key...)
 		}

@@ -116,6 +116,14 @@ func meteringEvent(g *event.IDGen, i int) *event.Metering {
 // (bounded), returning how often each id was seen.
 func consumeAll(t *testing.T, addr string, want int) map[event.ID]int {
 	t.Helper()
+	seen, _ := consumeAllFlagged(t, addr, want)
+	return seen
+}
+
+// consumeAllFlagged is consumeAll that also counts, per id, the records
+// carrying SpooledHeader.
+func consumeAllFlagged(t *testing.T, addr string, want int) (seen, flagged map[event.ID]int) {
+	t.Helper()
 	c, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics("m"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +131,7 @@ func consumeAll(t *testing.T, addr string, want int) map[event.ID]int {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	seen := map[event.ID]int{}
+	seen, flagged = map[event.ID]int{}, map[event.ID]int{}
 	for len(seen) < want && ctx.Err() == nil {
 		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
 		fs := c.PollFetches(pctx)
@@ -135,9 +143,14 @@ func consumeAll(t *testing.T, addr string, want int) map[event.ID]int {
 				return
 			}
 			seen[e.ID]++
+			for _, h := range r.Headers {
+				if h.Key == SpooledHeader && string(h.Value) == SpooledValue {
+					flagged[e.ID]++
+				}
+			}
 		})
 	}
-	return seen
+	return seen, flagged
 }
 
 // TestSpoolWhileBrokersDown: events produced while the broker is stopped go
@@ -229,10 +242,15 @@ func TestSpoolSurvivesRestart(t *testing.T) {
 	k.start()
 	p2, _ := newSpooledProducer(t, k.addr(), dir)
 	defer p2.Close(context.Background()) //nolint:errcheck
-	seen := consumeAll(t, k.addr(), len(ids))
+	seen, flagged := consumeAllFlagged(t, k.addr(), len(ids))
 	for id := range ids {
 		if seen[id] == 0 {
 			t.Errorf("event %s lost across the restart", id)
+		}
+		// Every one of them came out of the spool: the aggregator must be
+		// able to tell (SpooledHeader).
+		if flagged[id] != seen[id] {
+			t.Errorf("event %s: %d of its %d records carry %s", id, flagged[id], seen[id], SpooledHeader)
 		}
 	}
 }
