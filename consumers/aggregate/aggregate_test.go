@@ -17,7 +17,7 @@ import (
 	"github.com/caracal-gw/caracal/internal/testenv"
 )
 
-func randUUID(t *testing.T) event.UUID {
+func randUUID(t testing.TB) event.UUID {
 	var u event.UUID
 	if _, err := rand.Read(u[:]); err != nil {
 		t.Fatal(err)

@@ -91,25 +91,34 @@ func (a *Aggregator) dedupe(ctx context.Context) error {
 	if err := a.waitForLedger(ctx); err != nil {
 		return err
 	}
-	ids := make([][16]byte, len(a.flagged))
-	ts := make([]time.Time, len(a.flagged))
-	for i, f := range a.flagged {
-		ids[i] = f.id
-		ts[i] = time.UnixMicro(f.ts).UTC()
+	// One row per event id (two copies of one event may share a batch).
+	ids := make([][16]byte, 0, len(a.flagged))
+	ts := make([]time.Time, 0, len(a.flagged))
+	seen := make(map[event.ID]struct{}, len(a.flagged))
+	for _, f := range a.flagged {
+		if _, ok := seen[f.id]; ok {
+			continue
+		}
+		seen[f.id] = struct{}{}
+		ids = append(ids, f.id)
+		ts = append(ts, time.UnixMicro(f.ts).UTC())
 	}
 	type src struct {
 		partition int32
 		offset    int64
 	}
-	kept := make(map[event.ID]src, len(a.flagged))
-	// ledger is partitioned by ts and unique on (seq, ts) only: the batch's
-	// event times restrict it to the partitions that hold them (pruned when
-	// the query starts), where each id's seq is one index probe. A ledger
-	// row whose ts is not its event's (never: the writer takes it from the
-	// event) is found by seq alone below.
-	rows, err := a.LedgerPool.Query(ctx, `SELECT i.event_id, i.seq, l.src_partition, l.src_offset
-		FROM ledger_ids i LEFT JOIN ledger l ON l.seq = i.seq AND l.ts = ANY($2)
-		WHERE i.event_id = ANY($1)`, ids, ts)
+	kept := make(map[event.ID]src, len(ids))
+	// Per id: one probe of ledger_ids' primary key, then one of the
+	// ledger's unique (seq, ts) index in the partition of the event's ts
+	// (pruned per row). The LIMITs keep both lateral lookups index probes
+	// whatever the table statistics say. A ledger row whose ts is not its
+	// event's (never: the writer takes it from the event) is found by seq
+	// alone below.
+	rows, err := a.LedgerPool.Query(ctx, `SELECT x.event_id, i.seq, l.src_partition, l.src_offset
+		FROM unnest($1::uuid[], $2::timestamptz[]) AS x(event_id, ts)
+		CROSS JOIN LATERAL (SELECT seq FROM ledger_ids WHERE event_id = x.event_id LIMIT 1) i
+		LEFT JOIN LATERAL (SELECT src_partition, src_offset FROM ledger l
+			WHERE l.seq = i.seq AND l.ts = x.ts LIMIT 1) l ON true`, ids, ts)
 	if err != nil {
 		return fmt.Errorf("cannot read the ledger's copies of spooled records: %w", err)
 	}

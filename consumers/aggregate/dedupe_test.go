@@ -23,7 +23,7 @@ import (
 // spend lands on both.
 type tree struct{ root, child event.UUID }
 
-func newTree(t *testing.T) tree { return tree{randUUID(t), randUUID(t)} }
+func newTree(t testing.TB) tree { return tree{randUUID(t), randUUID(t)} }
 
 func (tr tree) event(ids *event.IDGen, now time.Time, cost int64) event.Metering {
 	e := event.Metering{ID: ids.New(now), TimeUnixUs: now.UnixMicro(), Kind: event.KindUsage, Agent: tr.child,
