@@ -419,6 +419,7 @@ func TestGatewayBudgetRaceAcrossReplicas(t *testing.T) {
 	bases := []string{s.base, "http://" + rg2.Addr}
 	var mu sync.Mutex
 	counts := map[int]int{}
+	var other []string
 	var wg sync.WaitGroup
 	for c := 0; c < 64; c++ {
 		wg.Add(1)
@@ -434,10 +435,13 @@ func TestGatewayBudgetRaceAcrossReplicas(t *testing.T) {
 					mu.Unlock()
 					return
 				}
-				io.Copy(io.Discard, resp.Body) //nolint:errcheck
+				body, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
 				mu.Lock()
 				counts[resp.StatusCode]++
+				if resp.StatusCode != 200 && resp.StatusCode != 402 && len(other) < 3 {
+					other = append(other, fmt.Sprintf("%d %s", resp.StatusCode, body))
+				}
 				mu.Unlock()
 				if resp.StatusCode == 402 {
 					return
@@ -447,7 +451,7 @@ func TestGatewayBudgetRaceAcrossReplicas(t *testing.T) {
 	}
 	wg.Wait()
 	if counts[-1] != 0 || counts[200] == 0 || counts[402] == 0 || len(counts) != 2 {
-		t.Fatalf("outcomes %v: want only 200s and 402s", counts)
+		t.Fatalf("outcomes %v: want only 200s and 402s; first others: %q", counts, other)
 	}
 	evs := s.events(t, s.topic, counts[200])
 	var spent int64
@@ -590,5 +594,33 @@ func TestGatewayFailsClosedWithoutBudgetTotals(t *testing.T) {
 	s.waitReady(t)
 	if resp, body := s.post(t, "/openai/chat/completions", s.key, chatBody); resp.StatusCode != 200 {
 		t.Fatalf("after the totals came back: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestGatewayServesRightAfterStart: a gateway knows the budget totals are
+// complete before Start returns, so its very first request is served (a
+// replica joining a fleet must not answer 503 budget_unavailable until its
+// first readiness poll).
+func TestGatewayServesRightAfterStart(t *testing.T) {
+	s := newStack(t, 1_000_000)
+	for i := 0; i < 3; i++ {
+		rg, err := Start(context.Background(), s.cfg, s.pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest("POST", "http://"+rg.Addr+"/openai/chat/completions", strings.NewReader(chatBody))
+		req.Header.Set("Authorization", "Bearer "+s.key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err := rg.Stop(20 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != 200 {
+			t.Fatalf("start %d: first request answered %d %s", i, resp.StatusCode, body)
+		}
 	}
 }

@@ -104,11 +104,7 @@ func StartWith(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool, so S
 	// every lease when the totals were rebuilt (budget.WatchReady).
 	var redisOK atomic.Bool
 	pctx, pcancel := context.WithCancel(context.WithoutCancel(ctx))
-	pdone := make(chan struct{})
-	go func() {
-		budget.WatchReady(pctx, rc, cfg.Redis.BudgetReadyKey, time.Second, leaser, &redisOK)
-		close(pdone)
-	}()
+	pdone := budget.StartReadyWatch(pctx, rc, cfg.Redis.BudgetReadyKey, time.Second, leaser, &redisOK)
 	rg.stop = append(rg.stop, func(context.Context) error { pcancel(); <-pdone; return nil })
 	rp, err := replay.New(rc, replay.Config{Window: cfg.Gateway.ReplayWindow.D()})
 	if err != nil {

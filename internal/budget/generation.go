@@ -77,16 +77,37 @@ var errStoreNotReady = errors.New("budget totals incomplete (the ready key is mi
 // its leases before ready turns true again. It reads one key per interval
 // per gateway process; the request path only loads ready.
 func WatchReady(ctx context.Context, c rueidis.Client, key string, every time.Duration, l *Leaser, ready *atomic.Bool) {
-	w := readyWatch{c: c, key: key, l: l, ready: ready}
+	w := &readyWatch{c: c, key: key, l: l, ready: ready}
+	w.poll(ctx, max(every, time.Second))
+	w.run(ctx, every)
+}
+
+// StartReadyWatch is WatchReady with its first poll made before it returns,
+// so a gateway that starts serving right after knows at once whether the
+// totals are complete (instead of answering 503 until the first tick); the
+// rest runs in a goroutine, and done is closed when ctx ends it.
+func StartReadyWatch(ctx context.Context, c rueidis.Client, key string, every time.Duration, l *Leaser, ready *atomic.Bool) (done <-chan struct{}) {
+	w := &readyWatch{c: c, key: key, l: l, ready: ready}
+	w.poll(ctx, max(every, time.Second))
+	ch := make(chan struct{})
+	go func() {
+		defer close(ch)
+		w.run(ctx, every)
+	}()
+	return ch
+}
+
+// run polls every interval after the first poll, until ctx ends.
+func (w *readyWatch) run(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		w.poll(ctx, max(every, time.Second))
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		w.poll(ctx, max(every, time.Second))
 	}
 }
 
