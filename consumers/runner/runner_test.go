@@ -168,11 +168,14 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func (f *fixture) produce(t *testing.T, n int) {
+func (f *fixture) produce(t *testing.T, n int) { t.Helper(); f.produceFrom(t, 0, n) }
+
+// produceFrom produces n records numbered from, over the 3 partitions.
+func (f *fixture) produceFrom(t *testing.T, from, n int) {
 	t.Helper()
 	recs := make([]*kgo.Record, n)
 	for i := range recs {
-		recs[i] = &kgo.Record{Topic: f.topic, Partition: int32(i % 3), Value: []byte(strconv.Itoa(i))}
+		recs[i] = &kgo.Record{Topic: f.topic, Partition: int32(i % 3), Value: []byte(strconv.Itoa(from + i))}
 	}
 	ctest.Produce(t, f.cl, recs...)
 }
@@ -369,8 +372,9 @@ func testRevoke(t *testing.T, mode string, idle, multi bool) {
 		first, more = 60, 600
 	}
 	partial := mode == "partial-multipoll"
+	mid := 0
 	if partial {
-		first = 250
+		first, mid = 200, 60
 	}
 	f.produce(t, first)
 	s := newMemStore()
@@ -394,18 +398,21 @@ func testRevoke(t *testing.T, mode string, idle, multi bool) {
 		s.pollMax = 50
 	}
 	if partial {
-		// 100, 100 (held), then 50 ready and the runner waiting for more.
-		// The store of those 50 is slow: had the rebalance gone ahead
-		// during the wait, the second member would read the offsets the
-		// revoke committed (up to the held batch) before the 50 are
-		// stored and committed, and store them again.
+		// Batches of 100, 100 (held); then mid records of every partition
+		// are produced: a third batch takes them, and the runner keeps
+		// polling for more until the held batch is stored. That third
+		// batch is slow to store: had the rebalance gone ahead during
+		// the polling, the second member would read the offsets the
+		// revoke committed (up to the held batch) before the third batch
+		// is stored and committed, and store its records again.
 		opts.BatchMaxRecords = 100
 		a.slowAt, a.slowAtDuration = 200, time.Second
 	}
 	f.start(t, a, opts)
 	waitFor(t, "member a to hold a batch in flight", func() bool { return s.atGate.Load() == 1 })
 	if partial {
-		waitFor(t, "member a to poll the rest", func() bool { return s.decoded.Load() == int64(first) })
+		f.produceFrom(t, first, mid)
+		waitFor(t, "member a to poll the records produced meanwhile", func() bool { return s.decoded.Load() == int64(first+mid) })
 	}
 	before := s.total()
 	b := &memHandler{s: s, member: "b", forks: new(atomic.Int32)}
@@ -435,7 +442,7 @@ func testRevoke(t *testing.T, mode string, idle, multi bool) {
 		waitFor(t, "member b assigned partitions", bAssigned.Load)
 		f.produce(t, more)
 	}
-	n := first + more
+	n := first + mid + more
 	waitFor(t, "every record stored", func() bool { return s.total() >= int64(n) })
 	// Settle: nothing more may arrive (a duplicate would).
 	time.Sleep(500 * time.Millisecond)
