@@ -103,9 +103,9 @@ type Options struct {
 	// most MaxPollRecords) while the client has records ready, and, while
 	// the batch before is still being stored, waits for more records until
 	// that store ends; it never waits for records only to fill a batch.
-	// 0 (or less than MaxPollRecords): one poll per batch, as many records
-	// as MaxPollRecords allows. Above MaxPollRecords it bounds the records
-	// polled into one batch (rejected ones included).
+	// At or below MaxPollRecords (0 included): one poll per batch, as
+	// before. Above it, it bounds the records polled into one batch
+	// (rejected ones included).
 	BatchMaxRecords int
 	// RetryMin and RetryMax bound the backoff of a failed batch; after
 	// UnhealthyAfter failures in a row the runner reports unhealthy and
@@ -335,7 +335,9 @@ func (r *Runner) Run(ctx context.Context) error {
 		// More polls join this batch while records are ready (and, with a
 		// batch in flight, until it is stored). Rebalances stay blocked
 		// from the first of them: every record polled is in this batch.
-		r.fill(ctx, p, n, r.opts.MaxPollRecords, fl)
+		if r.opts.BatchMaxRecords > r.opts.MaxPollRecords {
+			r.fill(ctx, p, n, r.opts.MaxPollRecords, fl)
+		}
 		if ctx.Err() != nil {
 			r.cl.AllowRebalance()
 			break
