@@ -96,6 +96,7 @@ func (s *stack) startSecondPair() *secondPair {
 	}
 	s.t.Cleanup(adm.Close)
 	agg := aggregate.New(s.rc, "faults-metrics")
+	agg.LedgerPool, agg.LedgerGroup = s.pool, "faults-ledger"
 	ar := &recovery.AutoReconciler{Pool: s.pool, Store: s.rc, Admin: kadm.NewClient(adm),
 		Opt: recovery.ReconcileOptions{Topic: tp.Metering, Group: "faults-metrics", LedgerGroup: "faults-ledger", Wait: 5 * time.Minute}}
 	agg.Guard = ar.Guard

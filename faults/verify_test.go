@@ -86,7 +86,8 @@ func (s *stack) checkBudgets() {
 // duplicates reads the whole metering topic and returns how many records
 // repeat an event id already read and what they cost: at-least-once spool
 // delivery after a gateway crash (docs/runbook.md). The ledger keeps one
-// entry per id; the aggregator counts offsets, so it counts these twice.
+// entry per id, and so does the aggregator (spooled records are checked
+// against the ledger's winning copy); the copies are only reported.
 func (s *stack) duplicates() (copies, micros int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
