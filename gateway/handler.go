@@ -58,6 +58,9 @@ type reqState struct {
 	audit         event.Audit
 	clamped       []byte
 	intent        meter.Intent // strict mode (strict.go)
+	// failOpen: the route is fail-open and the request was forwarded
+	// without spool room for its event (admitMetering).
+	failOpen bool
 
 	tap  func([]byte)
 	done proxy.Done
@@ -88,6 +91,7 @@ func releaseState(s *reqState) {
 		s.chain[i] = nil
 	}
 	s.nchain, s.estimate, s.remaining, s.sse, s.tooBig, s.headerCost, s.hasHeaderCost = 0, 0, 0, false, false, 0, false
+	s.failOpen = false
 	s.ticket = budget.Ticket{}
 	s.price = control.Price{}
 	s.model, s.body, s.reqID, s.clamped = s.model[:0], s.body[:0], s.reqID[:0], s.clamped[:0]
@@ -145,11 +149,6 @@ func (s *reqState) finished() bool { return s.g == nil }
 // admit runs every check before forwarding; on refusal it has answered.
 func (s *reqState) admit(ctx *fasthttp.RequestCtx) bool {
 	g := s.g
-	if !g.producer.HasRoom() {
-		meter.Refused()
-		s.fail(ctx, CodeMeteringUnavailable, "")
-		return false
-	}
 	rt := g.routeTable()
 	if rt == nil {
 		s.fail(ctx, CodeControlUnavailable, "")
@@ -158,6 +157,11 @@ func (s *reqState) admit(ctx *fasthttp.RequestCtx) bool {
 	s.route = rt.match(ctx.Path())
 	if s.route == nil {
 		s.deny(ctx, CodeRouteNotFound, "")
+		return false
+	}
+	if !g.producer.HasRoom() && !s.route.FailOpen {
+		meter.Refused()
+		s.fail(ctx, CodeMeteringUnavailable, "")
 		return false
 	}
 	if s.route.up == nil && !s.route.AllowTargetURL {
@@ -191,9 +195,18 @@ func (s *reqState) admit(ctx *fasthttp.RequestCtx) bool {
 
 // admitMetering sets room aside for the request's metering event (the
 // producer's spool reservation, given back once the event is in Kafka or the
-// spool); without it the request is not forwarded (fail closed).
+// spool); without it the request is not forwarded (fail closed) — unless
+// the route is fail-open (`caracal route set --fail-open`): then it is
+// forwarded, counted in caracal_metering_fail_open_total, and its event is
+// produced best-effort (if neither Kafka nor the spool takes it, it is lost
+// and counted as failed).
 func (s *reqState) admitMetering(ctx *fasthttp.RequestCtx) bool {
 	if s.g.producer.Admit() {
+		return true
+	}
+	if s.route.FailOpen {
+		s.failOpen = true
+		meteringFailOpen.Inc()
 		return true
 	}
 	s.g.budget.Settle(s.ticket, 0)
@@ -603,7 +616,11 @@ func (s *reqState) onDone(status int, _ int64, err error) {
 	e.Status = status
 	e.LatencyUs = time.Since(s.start).Microseconds()
 	e.Pricing = pricing
-	if !s.meterStrict(e) { // strict mode: the event completes the intent (strict.go)
+	switch {
+	case s.meterStrict(e): // strict mode: the event completes the intent (strict.go)
+	case s.failOpen:
+		g.producer.MeteringUnreserved(e)
+	default:
 		g.producer.Metering(e)
 	}
 	meteredMicros.Add(int(cost))

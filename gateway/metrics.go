@@ -21,6 +21,9 @@ var (
 	authFailures    = metrics.NewCounter(`caracal_auth_failures_total`)
 	meteredMicros   = metrics.NewCounter(`caracal_metered_micros_total`)
 	brokenRoutes    = metrics.NewCounter(`caracal_routes_unusable_total`)
+	// Requests of fail-open routes forwarded without spool room for their
+	// metering event (admitMetering).
+	meteringFailOpen = metrics.NewCounter(`caracal_metering_fail_open_total`)
 
 	decisions [numCodes]*metrics.Counter
 )

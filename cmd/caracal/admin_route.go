@@ -49,7 +49,7 @@ func newRouteCmd(a *app) *cobra.Command {
 	f.StringVar(&r.PriceHeader, "price-header", "", "response header carrying the cost, e.g. X-Cost")
 	f.BoolVar(&r.StripPrefix, "strip-prefix", true, "strip the prefix before forwarding")
 	f.BoolVar(&r.Strict, "strict", false, "write a durable intent before forwarding (no unmetered spend even on a crash)")
-	f.BoolVar(&r.FailOpen, "fail-open", false, "forward when budget state is unavailable (counted by a metric)")
+	f.BoolVar(&r.FailOpen, "fail-open", false, "forward even when the metering spool is full (counted in caracal_metering_fail_open_total; the event is produced best-effort)")
 	f.BoolVar(&r.ReplayRequired, "replay-required", false, "require nonce and timestamp headers")
 	f.BoolVar(&r.AllowTargetURL, "allow-target-url", false, "let agents name a target URL (checked against their target allow-list)")
 	_ = set.MarkFlagRequired("prefix")

@@ -216,6 +216,18 @@ func (p *Producer) Metering(e *event.Metering) {
 	p.send(r)
 }
 
+// MeteringUnreserved produces a metering event of a request admitted without
+// a spool reservation (a fail-open route while the spool was full): best
+// effort — if Kafka refuses it and the spool has no room, it is lost and
+// counted as failed.
+func (p *Producer) MeteringUnreserved(e *event.Metering) {
+	r := p.acquireRecord()
+	r.Topic = p.metering
+	r.Key = e.Agent.AppendText(r.Key)
+	r.Value = e.AppendJSON(r.Value)
+	p.send(r)
+}
+
 // Decision produces a policy decision (a denial and its reason).
 func (p *Producer) Decision(a *event.Audit) { p.sendAudit(p.decisions, a) }
 
