@@ -37,7 +37,11 @@ func Schedule(ctx context.Context, pool *pgxpool.Pool, adm *kadm.Client, opt Sna
 			}
 			continue
 		}
-		n, err := Prune(ctx, pool, retain)
+		// Prune even when ctx ends right after the snapshot was taken, so a
+		// shutdown never leaves more than retain behind.
+		pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		n, err := Prune(pctx, pool, retain)
+		pcancel()
 		if err != nil {
 			log.Error("cannot prune snapshots", "err", err)
 		}

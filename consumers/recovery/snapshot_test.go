@@ -178,22 +178,43 @@ func TestScheduleKeepsRetention(t *testing.T) {
 			100*time.Millisecond, 2, nil)
 		close(done)
 	}()
-	defer func() { cancel(); <-done }()
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+		}
+	}
+	defer stop()
 	var first []string
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the schedule did not take and prune snapshots within 60s")
+		}
 		list, err := ListSnapshots(ctx, e.pool)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(list) > 2 {
+		// A tick takes its snapshot, then prunes: retention + 1 in between.
+		if len(list) > 3 {
 			t.Fatalf("%d snapshots kept, retention 2", len(list))
 		}
 		if len(list) == 2 && first == nil {
 			first = []string{list[0].ID, list[1].ID}
 		}
 		if first != nil && len(list) == 2 && list[0].ID != first[0] && list[0].ID != first[1] && list[1].ID != first[1] {
-			return // a third and fourth were taken, the oldest pruned
+			break // a third and fourth were taken, the oldest pruned
 		}
 	}
-	t.Fatal("the schedule did not take and prune snapshots within 60s")
+	// Stopped (even in the middle of a tick), the schedule leaves at most
+	// the retention behind.
+	stop()
+	list, err := ListSnapshots(ctx, e.pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) > 2 {
+		t.Fatalf("%d snapshots left after the schedule stopped, retention 2", len(list))
+	}
 }
