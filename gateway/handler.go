@@ -538,6 +538,7 @@ func (g *Gateway) writeUpstreamError(ctx *fasthttp.RequestCtx, status int, err e
 	if status == fasthttp.StatusGatewayTimeout || errors.Is(err, proxy.ErrTimeout) {
 		c = CodeUpstreamTimeout
 	}
+	decisions[c].Inc() // HighErrorRate's first diagnostic (docs/runbook.md)
 	id := ctx.Response.Header.PeekBytes(strRequestID)
 	var buf [64]byte
 	n := copy(buf[:], id)
