@@ -1,57 +1,35 @@
 package gateway
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/caracal-gw/caracal/internal/config"
 	"github.com/caracal-gw/caracal/internal/event"
+	"github.com/caracal-gw/caracal/internal/testenv"
 )
 
-// setMaxMessageBytes sets the topic's max.message.bytes and waits (bounded)
-// until the broker applies it: a probe record of probeSize bytes is refused
-// with MESSAGE_TOO_LARGE (refused) or accepted (!refused). Accepted probes
-// are not metering events; the counts below ignore them.
+// setMaxMessageBytes sets the topic's max.message.bytes and waits until a
+// probe of probeSize bytes is refused (refused) or accepted (!refused).
 func setMaxMessageBytes(t *testing.T, brokers []string, topic, value string, probeSize int, refused bool) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DisableIdempotentWrite(), kgo.RecordRetries(1))
+	v, err := strconv.Atoi(value)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	res, err := kadm.NewClient(cl).AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "max.message.bytes", Value: &value}}, topic)
-	if err == nil {
-		for _, r := range res {
-			err = errors.Join(err, r.Err)
-		}
-	}
-	if err != nil {
-		t.Fatalf("cannot set max.message.bytes=%s on %s: %v", value, topic, err)
-	}
-	probe := &kgo.Record{Topic: topic, Value: []byte(strings.Repeat("p", probeSize))}
-	for {
-		err := cl.ProduceSync(ctx, probe).FirstErr()
-		if refused == errors.Is(err, kerr.MessageTooLarge) && (refused || err == nil) {
-			return
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("max.message.bytes=%s on %s never took effect (last probe: %v)", value, topic, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if refused {
+		testenv.SetMaxMessageBytes(t, brokers, topic, v, nil, []int{probeSize})
+	} else {
+		testenv.SetMaxMessageBytes(t, brokers, topic, v, []int{probeSize}, nil)
 	}
 }
 
@@ -155,31 +133,10 @@ func TestProducerRecordsRefusedGoToTheSpool(t *testing.T) {
 	}
 }
 
-// readTopic reads every record of topic up to its end offsets (bounded).
+// readTopic: testenv.ReadTopic.
 func readTopic(t *testing.T, brokers []string, topic string) []*kgo.Record {
 	t.Helper()
-	c, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	ends, err := kadm.NewClient(c).ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want int64
-	ends.Each(func(o kadm.ListedOffset) { want += o.Offset })
-	var out []*kgo.Record
-	for int64(len(out)) < want && ctx.Err() == nil {
-		out = append(out, c.PollFetches(ctx).Records()...)
-	}
-	if int64(len(out)) < want {
-		t.Fatalf("%s: read %d of %d records", topic, len(out), want)
-	}
-	return out
+	return testenv.ReadTopic(t, brokers, topic)
 }
 
 // TestProducerRefusedSpoolFullFailsClosed: Kafka refuses every record and

@@ -2,9 +2,6 @@ package meter
 
 import (
 	"context"
-	"crypto/rand"
-	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -13,7 +10,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/caracal-gw/caracal/gateway/spool"
@@ -79,93 +75,23 @@ func refusingKafka(t *testing.T) (*config.Config, []string) {
 	return cfg, brokers
 }
 
-// setMaxMessageBytes sets topic's max.message.bytes and waits (bounded)
-// until the broker applies it: a probe record with a value of each size in
-// accept is accepted, one of each size in refuse is refused with
-// MESSAGE_TOO_LARGE. Accepted probes are not metering events.
+// setMaxMessageBytes: testenv.SetMaxMessageBytes.
 func setMaxMessageBytes(t *testing.T, brokers []string, topic string, value int, accept, refuse []int) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DisableIdempotentWrite(), kgo.RecordRetries(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	v := itoa(value)
-	res, err := kadm.NewClient(cl).AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "max.message.bytes", Value: &v}}, topic)
-	if err == nil {
-		for _, r := range res {
-			err = errors.Join(err, r.Err)
-		}
-	}
-	if err != nil {
-		t.Fatalf("cannot set max.message.bytes=%d on %s: %v", value, topic, err)
-	}
-	for {
-		ok := true
-		var last error
-		for _, n := range refuse {
-			pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
-			if err := cl.ProduceSync(pctx, &kgo.Record{Topic: topic, Value: []byte(probe(n))}).FirstErr(); !errors.Is(err, kerr.MessageTooLarge) {
-				ok, last = false, fmt.Errorf("a %d-byte probe: %v, want MESSAGE_TOO_LARGE", n, err)
-			}
-			pcancel()
-		}
-		for _, n := range accept {
-			pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
-			if err := cl.ProduceSync(pctx, &kgo.Record{Topic: topic, Value: []byte(probe(n))}).FirstErr(); err != nil {
-				ok, last = false, fmt.Errorf("a %d-byte probe: %v, want accepted", n, err)
-			}
-			pcancel()
-		}
-		if ok {
-			return
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("max.message.bytes=%d on %s never took effect (last probe: %v)", value, topic, last)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testenv.SetMaxMessageBytes(t, brokers, topic, value, accept, refuse)
 }
 
-// probe returns n incompressible bytes (a compressed batch of repeated
-// bytes would pass any limit).
-func probe(n int) []byte {
-	b := make([]byte, n)
-	rand.Read(b)
-	return b
-}
-
-// topicIDs reads topic from the start until want distinct metering event
-// ids arrived or its end (bounded), returning how often each id was seen.
+// topicIDs reads topic to its end (bounded), returning how often each
+// metering event id was seen (records that are not metering events, such as
+// the probes, are skipped).
 func topicIDs(t *testing.T, brokers []string, topic string) map[event.ID]int {
 	t.Helper()
-	c, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	ends, err := kadm.NewClient(c).ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want, got int64
-	ends.Each(func(o kadm.ListedOffset) { want += o.Offset })
 	seen := map[event.ID]int{}
-	for got < want && ctx.Err() == nil {
-		c.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
-			got++
-			var e event.Metering
-			if event.DecodeMetering(r.Value, &e) == nil {
-				seen[e.ID]++
-			}
-		})
-	}
-	if got < want {
-		t.Fatalf("%s: read %d of %d records", topic, got, want)
+	for _, r := range testenv.ReadTopic(t, brokers, topic) {
+		var e event.Metering
+		if event.DecodeMetering(r.Value, &e) == nil {
+			seen[e.ID]++
+		}
 	}
 	return seen
 }
