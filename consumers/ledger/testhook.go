@@ -58,8 +58,8 @@ func (w *Writer) pauseBeforeCommit(ctx context.Context, b *runner.Batch) error {
 		return nil
 	}
 	type span struct {
-		first, next int64
-		rows        int
+		first int64
+		rows  int
 	}
 	spans := map[int32]*span{}
 	for i := range w.rows {

@@ -389,7 +389,7 @@ func (p *Producer) drainOnce(ctx context.Context, st *spoolState, buf []byte) ([
 		}
 	}
 	if refusedRecs > 0 {
-		return buf, delivered, fmt.Errorf("Kafka refused %d spooled records in %d segments (kept for the next attempt; %d delivered): %w",
+		return buf, delivered, fmt.Errorf("the brokers refused %d spooled records in %d segments (kept for the next attempt; %d delivered): %w",
 			refusedRecs, refusedSegs, delivered, firstErr)
 	}
 	return buf, delivered, nil
