@@ -443,6 +443,9 @@ func (r *Runner) add(p *prep, fetches kgo.Fetches) int {
 // the previous poll returned of the asked records.
 func (r *Runner) fill(ctx context.Context, p *prep, last, asked int, fl *flight) {
 	for p.polled < r.opts.BatchMaxRecords && ctx.Err() == nil {
+		if testBetweenPolls != nil {
+			testBetweenPolls()
+		}
 		ask := min(r.opts.MaxPollRecords, r.opts.BatchMaxRecords-p.polled)
 		var fetches kgo.Fetches
 		switch {
@@ -463,6 +466,12 @@ func (r *Runner) fill(ctx context.Context, p *prep, last, asked int, fl *flight)
 		last, asked = r.add(p, fetches), ask
 	}
 }
+
+// testBetweenPolls is for tests only (set by export_test.go, nil
+// otherwise): when set, fill calls it after a poll of a batch, before
+// deciding on the next one, with rebalances still blocked. A test holds a
+// batch there while another member joins the group.
+var testBetweenPolls func()
 
 // pollUntil polls up to n records, waiting for them until done is closed
 // or ctx ends (then it returns what is ready, possibly nothing).

@@ -75,13 +75,24 @@ type memHandler struct {
 	slowAt         int64
 	slowAtDuration time.Duration
 	forks          *atomic.Int32
+	// batch, when set, holds the records of the batch being prepared (the
+	// fork shares it; only the runner's goroutine touches it).
+	batch *[]*kgo.Record
 }
 
-func (h *memHandler) Begin() { h.buf = h.buf[:0] }
+func (h *memHandler) Begin() {
+	h.buf = h.buf[:0]
+	if h.batch != nil {
+		*h.batch = (*h.batch)[:0]
+	}
+}
 
 func (h *memHandler) Decode(r *kgo.Record) error {
 	h.s.decoded.Add(1)
 	h.buf = append(h.buf, r)
+	if h.batch != nil {
+		*h.batch = append(*h.batch, r)
+	}
 	return nil
 }
 
@@ -459,6 +470,108 @@ func testRevoke(t *testing.T, mode string, idle, multi bool) {
 	if m := s.batchMax.Load(); m > int64(max(opts.BatchMaxRecords, opts.MaxPollRecords)) {
 		t.Errorf("a batch of %d records, above the bound %d", m, max(opts.BatchMaxRecords, opts.MaxPollRecords))
 	}
+}
+
+// A batch never straddles a rebalance. Member a's first batch that holds
+// records of every partition is held between two of its polls (the
+// runner's test hook, rebalances still blocked) while member b joins the
+// group. The rebalance must wait until the batch is handed to the store
+// step: b gets no partition while a's batch is held, and in the end every
+// record is stored once. Were rebalances allowed between the polls of a
+// batch, b would get partitions during the hold and read them from the
+// start (nothing is committed yet) while a's batch, which holds records of
+// every partition, stores them too.
+func TestRebalanceWaitsForABatchBetweenPolls(t *testing.T) {
+	f := newFixture(t)
+	const n = 300
+	f.produce(t, n)
+	s := newMemStore()
+	var batch []*kgo.Record
+	a := &memHandler{s: s, member: "a", forks: new(atomic.Int32), batch: &batch}
+	var held, released atomic.Bool
+	holding := make(chan []*kgo.Record, 1) // a's batch so far, once held
+	release := make(chan struct{})
+	runner.SetTestBetweenPolls(func() {
+		// Only member a's goroutine gets past held (b starts once a is
+		// held), so only it reads batch.
+		if held.Load() {
+			return
+		}
+		parts := map[int32]bool{}
+		for _, r := range batch {
+			parts[r.Partition] = true
+		}
+		if len(parts) < 3 {
+			return
+		}
+		held.Store(true)
+		holding <- append([]*kgo.Record(nil), batch...)
+		select {
+		case <-release:
+		case <-time.After(2 * time.Minute): // bounded, should the test fail early
+		}
+	})
+	// Cleanups run last-in first-out: the hook goes after the runners stop.
+	t.Cleanup(func() { runner.SetTestBetweenPolls(nil) })
+	hb := []kgo.Opt{kgo.HeartbeatInterval(100 * time.Millisecond)}
+	opts := runner.Options{MaxPollRecords: 50, BatchMaxRecords: n, ExtraOpts: hb}
+	f.start(t, a, opts)
+	var mid []*kgo.Record
+	for deadline := time.Now().Add(60 * time.Second); mid == nil; {
+		select {
+		case mid = <-holding:
+		case <-time.After(20 * time.Millisecond):
+			if s.total() >= n || time.Now().After(deadline) {
+				t.Fatalf("member a never held a batch with records of every partition between polls (%d records stored)", s.total())
+			}
+		}
+	}
+	var once sync.Once
+	unhold := func() { once.Do(func() { released.Store(true); close(release) }) }
+	t.Cleanup(unhold) // before the runners stop
+	var bAssigned, bAssignedHeld atomic.Bool
+	bopts := opts
+	bopts.ExtraOpts = append(append([]kgo.Opt{}, hb...), kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+		if len(m) == 0 {
+			return
+		}
+		if !released.Load() {
+			bAssignedHeld.Store(true)
+		}
+		bAssigned.Store(true)
+	}))
+	b := &memHandler{s: s, member: "b", forks: new(atomic.Int32)}
+	f.start(t, b, bopts)
+	// Give the rebalance time to go ahead, were it allowed: hold a's
+	// batch until b has partitions or for 4 s.
+	for deadline := time.Now().Add(4 * time.Second); !bAssigned.Load() && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if bAssignedHeld.Load() {
+		t.Error("member b got partitions while member a's batch was between two polls")
+	}
+	unhold()
+	waitFor(t, "member b assigned partitions", bAssigned.Load)
+	waitFor(t, "every record stored", func() bool { return s.total() >= n })
+	// Settle: nothing more may arrive (a duplicate would).
+	time.Sleep(500 * time.Millisecond)
+	s.checkOnce(t, n)
+	inMid := map[string]bool{}
+	for _, r := range mid {
+		inMid[fmt.Sprintf("%d %d", r.Partition, r.Offset)] = true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	both := 0
+	for _, l := range s.log {
+		if k, ok := strings.CutPrefix(l, "b "); ok && inMid[k] {
+			both++
+		}
+	}
+	if both > 0 {
+		t.Errorf("member b stored %d of the %d records member a's batch held between polls", both, len(mid))
+	}
+	t.Logf("a's batch held %d records between polls; stored by a: %d, by b: %d", len(mid), s.by["a"], s.by["b"])
 }
 
 // Batches span polls up to BatchMaxRecords while records are ready, in
