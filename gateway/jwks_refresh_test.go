@@ -96,19 +96,3 @@ func jwkSet(t *testing.T, keys map[string]ed25519.PublicKey) []byte {
 	}
 	return b
 }
-
-// signJWTKid is signJWT with a kid in the header.
-func signJWTKid(t *testing.T, priv ed25519.PrivateKey, kid, agent string, exp time.Time) string {
-	t.Helper()
-	seg := func(v any) string {
-		b, err := json.Marshal(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return base64.RawURLEncoding.EncodeToString(b)
-	}
-	input := seg(map[string]any{"alg": "EdDSA", "typ": "JWT", "kid": kid}) + "." + seg(map[string]any{
-		"iss": testJWTIssuer, "aud": testJWTAudience, "sub": agent, "exp": exp.Unix(), "iat": time.Now().Add(-time.Minute).Unix(),
-	})
-	return input + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(priv, []byte(input)))
-}

@@ -166,6 +166,12 @@ func pemOf(t *testing.T, pub ed25519.PublicKey) string {
 // signJWT is a compact EdDSA JWS from testJWTIssuer naming agent in sub.
 func signJWT(t *testing.T, priv ed25519.PrivateKey, agent string, exp time.Time) string {
 	t.Helper()
+	return signJWTKid(t, priv, "", agent, exp)
+}
+
+// signJWTKid is signJWT with a kid in the header (none when kid is empty).
+func signJWTKid(t *testing.T, priv ed25519.PrivateKey, kid, agent string, exp time.Time) string {
+	t.Helper()
 	seg := func(v any) string {
 		b, err := json.Marshal(v)
 		if err != nil {
@@ -173,7 +179,11 @@ func signJWT(t *testing.T, priv ed25519.PrivateKey, agent string, exp time.Time)
 		}
 		return base64.RawURLEncoding.EncodeToString(b)
 	}
-	input := seg(map[string]any{"alg": "EdDSA", "typ": "JWT"}) + "." + seg(map[string]any{
+	hdr := map[string]any{"alg": "EdDSA", "typ": "JWT"}
+	if kid != "" {
+		hdr["kid"] = kid
+	}
+	input := seg(hdr) + "." + seg(map[string]any{
 		"iss": testJWTIssuer, "aud": testJWTAudience, "sub": agent, "exp": exp.Unix(), "iat": time.Now().Add(-time.Minute).Unix(),
 	})
 	return input + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(priv, []byte(input)))

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"sort"
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -54,6 +56,37 @@ func storeAndAdmin(cfg *config.Config) (*budget.Store, *kadm.Client, func(), err
 	return budget.NewStore(rc), adm, func() { closeAdm(); rc.Close() }, nil
 }
 
+// recoveryEnv is what a recovery command opens: the configuration, the
+// database and a Kafka admin client, plus the budget store when asked.
+type recoveryEnv struct {
+	cfg   *config.Config
+	pool  *pgxpool.Pool
+	st    *budget.Store // nil unless asked for
+	adm   *kadm.Client
+	close func()
+}
+
+func (a *app) openRecovery(ctx context.Context, withStore bool) (*recoveryEnv, error) {
+	cfg, err := a.config()
+	if err != nil {
+		return nil, err
+	}
+	pool, err := a.db(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e := &recoveryEnv{cfg: cfg, pool: pool}
+	if withStore {
+		e.st, e.adm, e.close, err = storeAndAdmin(cfg)
+	} else {
+		e.adm, e.close, err = kafkaAdmin(cfg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
 // kafkaAdmin connects an administration client.
 func kafkaAdmin(cfg *config.Config) (*kadm.Client, func(), error) {
 	opts, err := kafkaAdminOpts(cfg.Kafka)
@@ -87,20 +120,13 @@ itself: it does when it finds the ready key missing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			cfg, err := a.config()
+			env, err := a.openRecovery(ctx, true)
 			if err != nil {
 				return err
 			}
+			defer env.close()
+			cfg, pool, st, adm := env.cfg, env.pool, env.st, env.adm
 			groups.defaults(cfg)
-			pool, err := a.db(ctx)
-			if err != nil {
-				return err
-			}
-			st, adm, closeAll, err := storeAndAdmin(cfg)
-			if err != nil {
-				return err
-			}
-			defer closeAll()
 			opt := recovery.ReconcileOptions{Topic: cfg.Kafka.Topics.Metering, Group: groups.aggregator, LedgerGroup: groups.ledger,
 				Wait: wait, ReadyKey: readyKey, Progress: a.treeProgress("reconciled"), Kafka: cfg}
 			if root != "" {

@@ -45,20 +45,13 @@ Stop the deployed MetricsAggregator first; start it again afterwards.`,
 				return fmt.Errorf("give exactly one of --from-snapshot and --timestamp")
 			}
 			ctx := cmd.Context()
-			cfg, err := a.config()
+			env, err := a.openRecovery(ctx, true)
 			if err != nil {
 				return err
 			}
+			defer env.close()
+			cfg, pool, st, adm := env.cfg, env.pool, env.st, env.adm
 			g.defaults(cfg)
-			pool, err := a.db(ctx)
-			if err != nil {
-				return err
-			}
-			st, adm, closeAll, err := storeAndAdmin(cfg)
-			if err != nil {
-				return err
-			}
-			defer closeAll()
 			var start map[int32]int64
 			if snapID != "" {
 				s, err := recovery.GetSnapshot(ctx, pool, snapID)

@@ -46,19 +46,12 @@ func newSnapshotCreateCmd(a *app) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			cfg, err := a.config()
+			env, err := a.openRecovery(ctx, false)
 			if err != nil {
 				return err
 			}
-			pool, err := a.db(ctx)
-			if err != nil {
-				return err
-			}
-			adm, closeAdm, err := kafkaAdmin(cfg)
-			if err != nil {
-				return err
-			}
-			defer closeAdm()
+			defer env.close()
+			cfg, pool, adm := env.cfg, env.pool, env.adm
 			s, err := recovery.CreateSnapshot(ctx, pool, adm, snapshotOptions(cfg, &g, wait))
 			if err != nil {
 				return err
@@ -166,19 +159,12 @@ func newSnapshotScheduleCmd(a *app) *cobra.Command {
 				return fmt.Errorf("--interval and --retain must be positive")
 			}
 			ctx := cmd.Context()
-			cfg, err := a.config()
+			env, err := a.openRecovery(ctx, false)
 			if err != nil {
 				return err
 			}
-			pool, err := a.db(ctx)
-			if err != nil {
-				return err
-			}
-			adm, closeAdm, err := kafkaAdmin(cfg)
-			if err != nil {
-				return err
-			}
-			defer closeAdm()
+			defer env.close()
+			cfg, pool, adm := env.cfg, env.pool, env.adm
 			return recovery.Schedule(ctx, pool, adm, snapshotOptions(cfg, &g, 2*time.Minute), interval, retain, slog.Default())
 		},
 	}

@@ -205,24 +205,22 @@ func (p *Producer) releaseRecord(r *kgo.Record) {
 
 // Metering produces the metering event of a request admitted by Admit
 // (with a spool it uses the admission's reservation), keyed by its agent.
-func (p *Producer) Metering(e *event.Metering) {
-	r := p.acquireRecord()
-	r.Topic = p.metering
-	if p.sp != nil {
-		r.Context = reservedCtx
-	}
-	r.Key = e.Agent.AppendText(r.Key)
-	r.Value = e.AppendJSON(r.Value)
-	p.send(r)
-}
+func (p *Producer) Metering(e *event.Metering) { p.metering1(e, p.sp != nil) }
 
 // MeteringUnreserved produces a metering event of a request admitted without
 // a spool reservation (a fail-open route while the spool was full): best
 // effort — if Kafka refuses it and the spool has no room, it is lost and
 // counted as failed.
-func (p *Producer) MeteringUnreserved(e *event.Metering) {
+func (p *Producer) MeteringUnreserved(e *event.Metering) { p.metering1(e, false) }
+
+// metering1 produces e; reserved: the record carries the request's spool
+// reservation, given back once Kafka or the spool has it.
+func (p *Producer) metering1(e *event.Metering, reserved bool) {
 	r := p.acquireRecord()
 	r.Topic = p.metering
+	if reserved {
+		r.Context = reservedCtx
+	}
 	r.Key = e.Agent.AppendText(r.Key)
 	r.Value = e.AppendJSON(r.Value)
 	p.send(r)
