@@ -297,6 +297,16 @@ func TestLedgerFailedBatchIsNotCommittedAndResumes(t *testing.T) {
 	}
 }
 
+// editStoredHash replaces the stored hash idx, inside its run, by its
+// SHA-256.
+func editStoredHash(idx int64) string {
+	return fmt.Sprintf(`UPDATE merkle_hash_runs
+		SET hashes = overlay(hashes PLACING sha256(substring(hashes FROM (%[1]d - first_idx)::int * 32 + 1 FOR 32))
+			FROM (%[1]d - first_idx)::int * 32 + 1 FOR 32)
+		WHERE first_idx = (SELECT max(first_idx) FROM merkle_hash_runs WHERE first_idx <= %[1]d)
+			AND %[1]d - first_idx < length(hashes) / 32`, idx)
+}
+
 func TestVerifyDetectsTampering(t *testing.T) {
 	cases := []struct {
 		name, sql, want string
@@ -304,8 +314,15 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		{"change a cost", `UPDATE ledger SET cost_micros = cost_micros + 1 WHERE seq = 17`, "entry 17 "},
 		{"delete a row", `DELETE FROM ledger WHERE seq = 23`, "entry 23 "},
 		{"swap two rows", `UPDATE ledger SET seq = CASE seq WHEN 30 THEN 31 ELSE 30 END WHERE seq IN (30, 31)`, "entry 30 "},
-		{"edit a stored record hash", `UPDATE merkle_hashes SET hash = sha256(hash) WHERE idx = 81`, "entry 42 "},
-		{"edit a stored interior hash", `UPDATE merkle_hashes SET hash = sha256(hash) WHERE idx = 83`, "stored interior hash 83"},
+		{"edit a stored record hash", editStoredHash(81), "entry 42 "},
+		{"edit a stored interior hash", editStoredHash(83), "stored interior hash 83"},
+		// Entry 99 (the last) stores hashes 194-196; 196 is interior.
+		{"cut the last stored hash", `UPDATE merkle_hash_runs SET hashes = substring(hashes FOR length(hashes) - 32)
+			WHERE first_idx = (SELECT max(first_idx) FROM merkle_hash_runs)`, "stored interior hash 196"},
+		{"delete the first hash run", `DELETE FROM merkle_hash_runs WHERE first_idx = 0`, "entry 0 "},
+		// A one-hash run at 81 shadows the hash at 81 of the run before it.
+		{"shadow a stored hash with a run", `INSERT INTO merkle_hash_runs (first_idx, hashes)
+			SELECT 81, sha256(substring(hashes FROM 81 * 32 + 1 FOR 32)) FROM merkle_hash_runs WHERE first_idx = 0`, "entry 42 "},
 		{"forge a checkpoint root", `UPDATE merkle_checkpoints SET root_hash = sha256(root_hash) WHERE tree_size = 64`, "checkpoint of size 64"},
 		{"forge the last checkpoint", `UPDATE merkle_checkpoints SET root_hash = sha256(root_hash) WHERE tree_size = 100`, "checkpoint of size 100"},
 		{"forge a checkpoint note", `UPDATE merkle_checkpoints SET note = replace(note, E'\n64\n', E'\n63\n') WHERE tree_size = 64`, "checkpoint of size 64"},
@@ -328,8 +345,8 @@ func TestVerifyDetectsTampering(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer tx.Rollback(ctx) //nolint:errcheck
-			if _, err := tx.Exec(ctx, tc.sql); err != nil {
-				t.Fatal(err)
+			if tag, err := tx.Exec(ctx, tc.sql); err != nil || tag.RowsAffected() == 0 {
+				t.Fatalf("tampering changed nothing: %v %v", tag, err)
 			}
 			before := VerificationFailures.Get()
 			rep, err := Verify(ctx, tx, f.verifier, 0, -1, nil)

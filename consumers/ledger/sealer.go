@@ -47,6 +47,7 @@ type Sealer struct {
 	size     int64     // tree size the frontier belongs to; -1 unknown
 	frontier memReader // hashes needed to extend a tree of size
 	buf      []byte
+	run      []byte // the stored hashes of a step, concatenated
 }
 
 // NewSealer returns a Sealer.
@@ -139,8 +140,8 @@ func (s *Sealer) seal(ctx context.Context, force bool) (int, error) {
 		return 0, err
 	}
 	if n > 0 {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"merkle_hashes"}, []string{"idx", "hash"}, hashRows(hashes, tlog.StoredHashIndex(0, size))); err != nil {
-			return 0, fmt.Errorf("cannot store hashes: %w", err)
+		if err := appendRuns(ctx, tx, tlog.StoredHashIndex(0, size), hashes); err != nil {
+			return 0, err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE merkle_head SET tree_size = $1, updated_at = now()`, newSize); err != nil {
 			return 0, fmt.Errorf("cannot update the tree size: %w", err)
@@ -167,15 +168,15 @@ func (s *Sealer) seal(ctx context.Context, force bool) (int, error) {
 }
 
 // extend reads the entries from seq size on and computes their stored
-// hashes, adding them to the frontier.
-func (s *Sealer) extend(ctx context.Context, tx pgx.Tx, size int64) (int, int64, []tlog.Hash, error) {
+// hashes (concatenated, in index order), adding them to the frontier.
+func (s *Sealer) extend(ctx context.Context, tx pgx.Tx, size int64) (int, int64, []byte, error) {
 	rows, err := tx.Query(ctx, `SELECT `+entryColumns+` FROM ledger WHERE seq >= $1 ORDER BY seq LIMIT $2`, size, s.opts.BatchSize)
 	if err != nil {
 		return 0, 0, nil, fmt.Errorf("cannot read ledger entries: %w", err)
 	}
 	defer rows.Close()
 	sc := newEntryScanner()
-	var hashes []tlog.Hash
+	hashes := s.run[:0]
 	n := size
 	for rows.Next() {
 		if err := rows.Scan(sc.dest...); err != nil {
@@ -197,12 +198,15 @@ func (s *Sealer) extend(ctx context.Context, tx pgx.Tx, size int64) (int, int64,
 		for i, x := range add {
 			s.frontier[base+int64(i)] = x
 		}
-		hashes = append(hashes, add...)
+		for _, x := range add {
+			hashes = append(hashes, x[:]...)
+		}
 		n++
 	}
 	if err := rows.Err(); err != nil {
 		return 0, 0, nil, fmt.Errorf("cannot read ledger entries: %w", err)
 	}
+	s.run = hashes
 	return int(n - size), n, hashes, nil
 }
 
@@ -232,15 +236,4 @@ func (s *Sealer) checkpoint(ctx context.Context, tx pgx.Tx, size int64, force bo
 		return false, fmt.Errorf("cannot store the checkpoint: %w", err)
 	}
 	return true, nil
-}
-
-func hashRows(hs []tlog.Hash, first int64) pgx.CopyFromSource {
-	i := -1
-	return pgx.CopyFromFunc(func() ([]any, error) {
-		i++
-		if i >= len(hs) {
-			return nil, nil
-		}
-		return []any{first + int64(i), hs[i][:]}, nil
-	})
 }

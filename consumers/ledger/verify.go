@@ -256,23 +256,3 @@ func checkConsistency(ctx context.Context, pool DB, cps []storedCheckpoint, from
 	}
 	return nil, nil
 }
-
-func readHashRange(ctx context.Context, q DB, lo, hi int64) (memReader, error) {
-	rows, err := q.Query(ctx, `SELECT idx, hash FROM merkle_hashes WHERE idx >= $1 AND idx < $2`, lo, hi)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read stored hashes: %w", err)
-	}
-	out := make(memReader, hi-lo)
-	var x int64
-	var h []byte
-	_, err = pgx.ForEachRow(rows, []any{&x, &h}, func() error {
-		if len(h) == tlog.HashSize {
-			out[x] = tlog.Hash(h)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("cannot read stored hashes: %w", err)
-	}
-	return out, nil
-}
