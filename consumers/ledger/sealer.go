@@ -170,7 +170,12 @@ func (s *Sealer) seal(ctx context.Context, force bool) (int, error) {
 // extend reads the entries from seq size on and computes their stored
 // hashes (concatenated, in index order), adding them to the frontier.
 func (s *Sealer) extend(ctx context.Context, tx pgx.Tx, size int64) (int, int64, []byte, error) {
-	rows, err := tx.Query(ctx, `SELECT `+entryColumns+` FROM ledger WHERE seq >= $1 ORDER BY seq LIMIT $2`, size, s.opts.BatchSize)
+	// seq is dense, so the range is the next BatchSize entries. Bounding it
+	// on both sides (rather than LIMIT) keeps the plan an index range scan
+	// even when the ledger has no statistics yet: with `seq >= size ORDER BY
+	// seq LIMIT` the planner chose a sequential scan and an external sort of
+	// every unsealed row (80 ms per step for a backlog of 200000).
+	rows, err := tx.Query(ctx, `SELECT `+entryColumns+` FROM ledger WHERE seq >= $1 AND seq < $2 ORDER BY seq`, size, size+int64(s.opts.BatchSize))
 	if err != nil {
 		return 0, 0, nil, fmt.Errorf("cannot read ledger entries: %w", err)
 	}
