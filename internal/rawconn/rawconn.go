@@ -50,8 +50,8 @@ type Conn struct {
 	wn              int
 	werr            error
 
-	// The deadlines last set on the socket (zero: none), for coarse updates.
-	rdl, wdl time.Time
+	// The read and write deadlines, wanted and armed on the socket.
+	rdl, wdl deadline
 }
 
 // Wrap returns c with raw reads and writes when it is a *net.TCPConn, else c.
@@ -91,6 +91,9 @@ func (c *Conn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
 	c.rbuf, c.rn, c.rerr = p, 0, nil
 	err := c.rc.Read(c.readFn)
+	for err != nil && c.early(err, true) {
+		err = c.rc.Read(c.readFn)
+	}
 	n, rerr := c.rn, c.rerr
 	c.rbuf, c.rerr = nil, nil
 	c.rmu.Unlock()
@@ -111,6 +114,9 @@ func (c *Conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	c.wbuf, c.wn, c.werr = p, 0, nil
 	err := c.rc.Write(c.writeFn)
+	for err != nil && c.early(err, false) {
+		err = c.rc.Write(c.writeFn)
+	}
 	n, werr := c.wn, c.werr
 	c.wbuf, c.werr = nil, nil
 	c.wmu.Unlock()
@@ -123,57 +129,113 @@ func (c *Conn) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// Deadline updates are coarse. A server or client that moves a deadline before
-// every request (fasthttp does, for its read, write and idle timeouts) costs a
-// runtime timer update each time; here a new deadline within a small slack of
-// the one already set is skipped. The slack is 1/64 of the time left until the
-// deadline, at most 100 ms, so a 30 s timeout may fire up to 100 ms early or
-// late and a short one stays exact to within 1.6 %. Clearing a deadline, or
-// moving it by more than the slack, always takes effect.
-const maxSlack = 100 * time.Millisecond
-
-func coarseSkip(cur, t time.Time) bool {
-	if cur.IsZero() || t.IsZero() {
-		return cur.IsZero() && t.IsZero()
-	}
-	left := time.Until(t)
-	if left <= 0 {
-		return false
-	}
-	slack := min(left/64, maxSlack)
-	d := t.Sub(cur)
-	return d < slack && d > -slack
+// Deadlines are lazy. A server or client that moves a deadline before every
+// request (fasthttp does, alternating its idle and read timeouts, and again for
+// its write timeout) would cost a runtime timer update each time. Here the
+// socket keeps the deadline it has (armed) while the one set last (want) is
+// later: when the armed one fires, the waiting Read or Write sees that want is
+// still ahead, arms it and waits on. A deadline earlier than the armed one, or
+// the first one, is armed at once. So a deadline takes effect exactly when it
+// is due — never early, never late — and a steady keep-alive connection
+// touches its timers once per timeout period instead of twice per request.
+type deadline struct {
+	want, armed time.Time // zero: none
 }
 
-// SetReadDeadline sets the read deadline, coarsely (see maxSlack).
+// set records t and reports whether the socket must be given it now.
+func (d *deadline) set(t time.Time) bool {
+	d.want = t
+	return !t.IsZero() && (d.armed.IsZero() || t.Before(d.armed))
+}
+
+// SetReadDeadline sets the read deadline (lazily, see deadline).
 func (c *Conn) SetReadDeadline(t time.Time) error {
 	c.dmu.Lock()
 	defer c.dmu.Unlock()
-	if coarseSkip(c.rdl, t) {
+	if !c.rdl.set(t) {
 		return nil
 	}
-	if err := c.TCPConn.SetReadDeadline(t); err != nil {
-		return err
-	}
-	c.rdl = t
-	return nil
+	return c.arm(&c.rdl, true)
 }
 
-// SetWriteDeadline sets the write deadline, coarsely (see maxSlack).
+// SetWriteDeadline sets the write deadline (lazily, see deadline).
 func (c *Conn) SetWriteDeadline(t time.Time) error {
 	c.dmu.Lock()
 	defer c.dmu.Unlock()
-	if coarseSkip(c.wdl, t) {
+	if !c.wdl.set(t) {
 		return nil
 	}
-	if err := c.TCPConn.SetWriteDeadline(t); err != nil {
+	return c.arm(&c.wdl, false)
+}
+
+// arm gives the socket d.want; dmu is held.
+func (c *Conn) arm(d *deadline, read bool) error {
+	var err error
+	if read {
+		err = c.TCPConn.SetReadDeadline(d.want)
+	} else {
+		err = c.TCPConn.SetWriteDeadline(d.want)
+	}
+	if err != nil {
 		return err
 	}
-	c.wdl = t
+	d.armed = d.want
 	return nil
 }
 
-// SetDeadline sets both deadlines, coarsely (see maxSlack).
+// early reports whether err, returned by a wait on the socket, is an armed
+// deadline firing before the one wanted; if so the wanted one is armed (or the
+// deadline cleared) and the caller waits again.
+func (c *Conn) early(err error, read bool) bool {
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	d := &c.wdl
+	if read {
+		d = &c.rdl
+	}
+	if !d.want.IsZero() && !time.Now().Before(d.want) {
+		return false
+	}
+	return c.arm(d, read) == nil
+}
+
+// exact gives the socket the wanted deadlines before an operation that does
+// not go through Read or Write (ReadFrom, WriteTo).
+func (c *Conn) exact() error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	if !c.rdl.want.Equal(c.rdl.armed) {
+		if err := c.arm(&c.rdl, true); err != nil {
+			return err
+		}
+	}
+	if !c.wdl.want.Equal(c.wdl.armed) {
+		return c.arm(&c.wdl, false)
+	}
+	return nil
+}
+
+// ReadFrom is the embedded connection's (splice, sendfile) under the wanted
+// deadlines.
+func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
+	if err := c.exact(); err != nil {
+		return 0, err
+	}
+	return c.TCPConn.ReadFrom(r)
+}
+
+// WriteTo is the embedded connection's under the wanted deadlines.
+func (c *Conn) WriteTo(w io.Writer) (int64, error) {
+	if err := c.exact(); err != nil {
+		return 0, err
+	}
+	return c.TCPConn.WriteTo(w)
+}
+
+// SetDeadline sets both deadlines (lazily, see deadline).
 func (c *Conn) SetDeadline(t time.Time) error {
 	if err := c.SetReadDeadline(t); err != nil {
 		return err

@@ -265,31 +265,39 @@ func TestTLSOverRawConn(t *testing.T) {
 	}
 }
 
-// TestCoarseDeadlines: small moves of a deadline are skipped, but a deadline
-// brought much closer, or cleared, takes effect.
-func TestCoarseDeadlines(t *testing.T) {
-	_, s := pair(t)
+// TestLazyDeadlines: a later deadline waits until the armed one fires; an
+// earlier one, the first one, is armed at once; the alternation fasthttp makes
+// before every request arms nothing.
+func TestLazyDeadlines(t *testing.T) {
 	now := time.Now()
-	if !coarseSkip(now.Add(30*time.Second), now.Add(30*time.Second+time.Millisecond)) {
-		t.Error("a 1 ms move of a 30 s deadline was not skipped")
+	var d deadline
+	if !d.set(now.Add(30 * time.Second)) {
+		t.Error("the first deadline was not armed")
 	}
-	if coarseSkip(now.Add(30*time.Second), now.Add(31*time.Second)) {
-		t.Error("a 1 s move of a 30 s deadline was skipped (slack is at most 100 ms)")
+	d.armed = d.want
+	if d.set(now.Add(60*time.Second)) || d.set(now.Add(31*time.Second)) || d.set(time.Time{}) {
+		t.Error("a later deadline, or clearing one, was armed at once")
 	}
-	if coarseSkip(now.Add(30*time.Second), time.Time{}) || coarseSkip(time.Time{}, now.Add(time.Second)) {
-		t.Error("setting or clearing a deadline was skipped")
+	if !d.set(now.Add(time.Second)) {
+		t.Error("an earlier deadline was not armed at once")
 	}
-	if !coarseSkip(time.Time{}, time.Time{}) {
-		t.Error("clearing an unset deadline was not skipped")
+	d.armed = d.want
+	for i := 1; i <= 100; i++ {
+		at := now.Add(time.Duration(i) * time.Millisecond)
+		if d.set(at.Add(60*time.Second)) || d.set(at.Add(30*time.Second)) {
+			t.Fatalf("request %d: the idle/read alternation armed the socket", i)
+		}
 	}
-	if coarseSkip(now.Add(-time.Second), now.Add(-time.Second)) {
-		t.Error("a deadline in the past was skipped")
-	}
-	// Behaviour: a far deadline, then a near one: the near one holds.
+}
+
+// TestEarlierDeadlineHolds: a far deadline, then a near one: the near one holds.
+func TestEarlierDeadlineHolds(t *testing.T) {
+	_, s := pair(t)
 	if err := s.SetReadDeadline(time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetReadDeadline(time.Now().Add(30 * time.Millisecond)); err != nil {
+	want := time.Now().Add(30 * time.Millisecond)
+	if err := s.SetReadDeadline(want); err != nil {
 		t.Fatal(err)
 	}
 	errc := make(chan error, 1)
@@ -305,8 +313,106 @@ func TestCoarseDeadlines(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the shortened deadline did not take effect within 10 s")
 	}
-	// Cleared: a read waits for data again.
-	if err := s.SetReadDeadline(time.Time{}); err != nil {
+}
+
+// TestLaterDeadlineIsNotEarly: a near deadline, then a later one (left
+// lazily on the socket): the read fails only once the later one is due, and
+// never at the near one.
+func TestLaterDeadlineIsNotEarly(t *testing.T) {
+	_, s := pair(t)
+	if err := s.SetReadDeadline(time.Now().Add(10 * time.Millisecond)); err != nil {
 		t.Fatal(err)
+	}
+	want := time.Now().Add(150 * time.Millisecond)
+	if err := s.SetReadDeadline(want); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Read(make([]byte, 1))
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read = %v, want the deadline error", err)
+	}
+	if at := time.Now(); at.Before(want) {
+		t.Fatalf("the read failed %v before its deadline", want.Sub(at))
+	}
+}
+
+// TestMovedAndClearedDeadlinesLetDataThrough: after the armed deadline has
+// passed, a read under a later deadline, or none, still gets its data.
+func TestMovedAndClearedDeadlinesLetDataThrough(t *testing.T) {
+	for _, later := range []time.Duration{time.Hour, 0} {
+		c, s := pair(t)
+		if err := s.SetReadDeadline(time.Now().Add(10 * time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+		var next time.Time
+		if later > 0 {
+			next = time.Now().Add(later)
+		}
+		if err := s.SetReadDeadline(next); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			time.Sleep(50 * time.Millisecond) // past the first deadline
+			c.Write([]byte("x"))              //nolint:errcheck
+		}()
+		buf := make([]byte, 1)
+		if n, err := s.Read(buf); err != nil || n != 1 || buf[0] != 'x' {
+			t.Fatalf("later=%v: Read = %d, %v; want the byte sent after the first deadline", later, n, err)
+		}
+		// And once more, with the socket's deadline long expired.
+		go c.Write([]byte("y")) //nolint:errcheck
+		if n, err := s.Read(buf); err != nil || n != 1 || buf[0] != 'y' {
+			t.Fatalf("later=%v: second Read = %d, %v", later, n, err)
+		}
+	}
+}
+
+// TestWriteUnderMovedDeadline: a write blocked on a full send buffer outlives
+// an armed deadline that was moved later, and completes once the peer reads.
+func TestWriteUnderMovedDeadline(t *testing.T) {
+	c, s := pair(t)
+	if err := c.SetWriteDeadline(time.Now().Add(10 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetWriteDeadline(time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	msg := make([]byte, 16<<20) // more than the socket buffers hold
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Write(msg)
+		errc <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // the write is blocked past the first deadline
+	if err := s.SetReadDeadline(time.Now().Add(20 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	_, rerr := io.CopyN(io.Discard, s, int64(len(msg)))
+	if err := <-errc; err != nil {
+		t.Fatalf("Write = %v, want success under the later deadline", err)
+	}
+	if rerr != nil {
+		t.Fatalf("the peer read %v", rerr)
+	}
+}
+
+// TestReadFromUsesTheWantedDeadline: ReadFrom (the embedded connection's)
+// runs under the deadline set last, not the one left on the socket.
+func TestReadFromUsesTheWantedDeadline(t *testing.T) {
+	c, s := pair(t)
+	if err := c.SetWriteDeadline(time.Now().Add(10 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetWriteDeadline(time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	msg := []byte("through ReadFrom")
+	if n, err := c.(io.ReaderFrom).ReadFrom(bytes.NewReader(msg)); err != nil || n != int64(len(msg)) {
+		t.Fatalf("ReadFrom = %d, %v", n, err)
+	}
+	back := make([]byte, len(msg))
+	if _, err := io.ReadFull(s, back); err != nil || !bytes.Equal(back, msg) {
+		t.Fatalf("peer read %q, %v", back, err)
 	}
 }

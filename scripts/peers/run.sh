@@ -9,6 +9,7 @@
 #   scripts/peers/run.sh            # all peers, plain and TLS, 10 s each
 #   PEERS_DURATION=5s PEERS_RATE=8000 PEERS_ONLY="haproxy minproxy" scripts/peers/run.sh
 #   PEERS_ROUNDS=3 scripts/peers/run.sh   # every peer 3 times, interleaved; medians and ratio ranges
+#   PEERS_MODES=tls PEERS_ONLY="nginx gateway gateway-base" PEERS_BASE_BIN=/tmp/caracal-before scripts/peers/run.sh
 #
 # Needs PostgreSQL, Redis and Kafka (scripts/services.sh up) for the gateway's full path.
 source "$(dirname "$0")/common.sh"
@@ -16,7 +17,9 @@ DUR=${PEERS_DURATION:-10s}
 RATE=${PEERS_RATE:-10000}
 CONNS=${PEERS_CONNECTIONS:-32}
 # minproxy-raw: minproxy on internal/rawconn sockets; gateway-netio: the gateway
-# with gateway.rawSocketIO=false (Go's ordinary socket I/O), for the A/B.
+# with gateway.rawSocketIO=false (Go's ordinary socket I/O), for the A/B;
+# gateway-base: another build of caracal (PEERS_BASE_BIN, e.g. of the commit
+# before a change), for an A/B of two versions in the same rounds.
 ONLY=${PEERS_ONLY:-"haproxy nginx minproxy minproxy-raw fwdproxy gateway gateway-netio"}
 OUT=${PEERS_OUT:-$ROOT/bench-peers.txt}
 RESULTS=$WORK/results.tsv
@@ -80,15 +83,16 @@ run_peer() {
 		sed "s#@WORK@#$WORK#g" "$(dirname "$0")/nginx.conf" >"$WORK/nginx.conf"
 		start 1 "$name-$mode" nginx -p "$WORK" -c "$WORK/nginx.conf"
 		url=127.0.0.1:180${port}4/v1/chat/completions ;;
-	gateway | gateway-netio)
+	gateway | gateway-netio | gateway-base)
 		if [ -z "${GW_KEY:-}" ]; then GW_KEY=$(setup_gateway 2>/dev/null); fi
-		local rawio=true
+		local rawio=true gw=$BIN/caracal
+		[ "$name" = gateway-base ] && gw=${PEERS_BASE_BIN:?gateway-base needs PEERS_BASE_BIN}
 		[ "$name" = gateway-netio ] && rawio=false
 		if [ "$mode" = tls ]; then
 			CARACAL_GATEWAY_RAW_SOCKET_IO=$rawio CARACAL_GATEWAY_LISTEN=127.0.0.1:18015 CARACAL_GATEWAY_PLAINTEXT=false \
-				CARACAL_GATEWAY_CERT_FILE=$WORK/cert.pem CARACAL_GATEWAY_KEY_FILE=$WORK/key.pem start 1 "$name-$mode" "$BIN/caracal" gateway
+				CARACAL_GATEWAY_CERT_FILE=$WORK/cert.pem CARACAL_GATEWAY_KEY_FILE=$WORK/key.pem start 1 "$name-$mode" "$gw" gateway
 		else
-			CARACAL_GATEWAY_RAW_SOCKET_IO=$rawio CARACAL_GATEWAY_PLAINTEXT=true start 1 "$name-$mode" "$BIN/caracal" gateway
+			CARACAL_GATEWAY_RAW_SOCKET_IO=$rawio CARACAL_GATEWAY_PLAINTEXT=true start 1 "$name-$mode" "$gw" gateway
 		fi
 		url=127.0.0.1:180${port}5/benchai/chat/completions
 		flags=(-key "$GW_KEY") ;;
@@ -102,7 +106,7 @@ run_peer() {
 ROUNDS=${PEERS_ROUNDS:-1}
 for round in $(seq 1 "$ROUNDS"); do
 	ROUND=$round
-	for mode in plain tls; do
+	for mode in ${PEERS_MODES:-plain tls}; do
 		for p in $ONLY; do run_peer "$p" "$mode"; done
 	done
 done
