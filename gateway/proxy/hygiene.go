@@ -105,34 +105,97 @@ func (h *Hygiene) Trusted(peer netip.Addr) bool {
 // It does not allocate once req's buffers have grown.
 func (h *Hygiene) CleanRequest(req *fasthttp.Request, peer net.IP, isTLS bool, credName, credValue []byte) {
 	hdr := &req.Header
-	var scratch [256]byte
-	for v := connectionTokens(hdr.PeekBytes(hopHeaders[0]), &scratch); len(v) > 0; {
-		var tok []byte
-		if tok, v = nextToken(v); len(tok) > 0 {
-			hdr.DelBytes(tok)
+	m := allPresent
+	if len(hdr.PeekTrailerKeys()) == 0 {
+		m = presence(hdr.PeekKeys())
+	}
+	if m.has(bitConnection) {
+		var scratch [256]byte
+		for v := connectionTokens(hdr.PeekBytes(hopHeaders[0]), &scratch); len(v) > 0; {
+			var tok []byte
+			if tok, v = nextToken(v); len(tok) > 0 {
+				hdr.DelBytes(tok)
+			}
 		}
 	}
-	for _, k := range hopHeaders {
-		hdr.DelBytes(k)
+	for i, k := range hopHeaders {
+		if m.has(bitHop + i) {
+			hdr.DelBytes(k)
+		}
 	}
 	hdr.ResetConnectionClose()
-	for _, k := range agentHeaders {
-		hdr.DelBytes(k)
+	for i, k := range agentHeaders {
+		if m.has(bitAgent + i) {
+			hdr.DelBytes(k)
+		}
 	}
-	deleteCaracal(hdr)
+	if m.has(bitCaracal) {
+		deleteCaracal(hdr)
+	}
 	if len(credName) > 0 {
 		hdr.SetBytesKV(credName, credValue)
 	}
-	h.setForwarded(hdr, peer, isTLS)
+	h.setForwarded(hdr, peer, isTLS, m)
 }
 
-func (h *Hygiene) setForwarded(hdr *fasthttp.RequestHeader, peer net.IP, isTLS bool) {
+// present is the set of cleanable headers a message carries, as bits: the
+// hop-by-hop headers (in hopHeaders order), the agent's credentials, X-Caracal-*,
+// X-Forwarded-For and the forwarding headers trusted only from trusted peers.
+// Deleting a header costs a normalised copy of its name and a scan of every
+// header, so only those present are deleted.
+type present uint32
+
+const (
+	bitHop        = 0
+	bitConnection = bitHop // hopHeaders[0]
+	bitAgent      = bitHop + 9
+	bitCaracal    = bitAgent + 2
+	bitXFF        = bitCaracal + 1
+	bitUntrusted  = bitXFF + 1
+
+	allPresent present = 1<<(bitUntrusted+3) - 1
+)
+
+func (m present) has(bit int) bool { return m&(1<<bit) != 0 }
+
+// presence classifies keys (a message's header names, trailers excluded: a
+// message with trailers is cleaned as if it had every header).
+func presence(keys [][]byte) present {
+	var m present
+	for _, k := range keys {
+		if len(k) >= len(caracalPrefix) && asciiEqualFold(k[:len(caracalPrefix)], caracalPrefix) {
+			m |= 1 << bitCaracal
+			continue
+		}
+		for i, n := range hopHeaders {
+			if sameName(k, n) {
+				m |= 1 << (bitHop + i)
+			}
+		}
+		for i, n := range agentHeaders {
+			if sameName(k, n) {
+				m |= 1 << (bitAgent + i)
+			}
+		}
+		if sameName(k, headerXFF) {
+			m |= 1 << bitXFF
+		}
+		for i, n := range untrustedForwarding {
+			if sameName(k, n) {
+				m |= 1 << (bitUntrusted + i)
+			}
+		}
+	}
+	return m
+}
+
+func (h *Hygiene) setForwarded(hdr *fasthttp.RequestHeader, peer net.IP, isTLS bool, m present) {
 	var scratch [256]byte
 	buf := scratch[:0]
 	addr, ok := netip.AddrFromSlice(peer)
 	addr = addr.Unmap()
 	if ok && h.Trusted(addr) {
-		for i := 0; i < maxHeaderScans; i++ {
+		for i := 0; i < maxHeaderScans && m.has(bitXFF); i++ {
 			v := hdr.PeekBytes(headerXFF)
 			if v == nil {
 				break
@@ -144,9 +207,13 @@ func (h *Hygiene) setForwarded(hdr *fasthttp.RequestHeader, peer net.IP, isTLS b
 			hdr.DelBytes(headerXFF)
 		}
 	} else {
-		hdr.DelBytes(headerXFF)
-		for _, k := range untrustedForwarding {
-			hdr.DelBytes(k)
+		if m.has(bitXFF) {
+			hdr.DelBytes(headerXFF)
+		}
+		for i, k := range untrustedForwarding {
+			if m.has(bitUntrusted + i) {
+				hdr.DelBytes(k)
+			}
 		}
 	}
 	if ok {
@@ -168,15 +235,23 @@ func (h *Hygiene) setForwarded(hdr *fasthttp.RequestHeader, peer net.IP, isTLS b
 // CleanResponse removes hop-by-hop headers and those named in Connection from an
 // upstream response header before it is copied to the client.
 func CleanResponse(hdr *fasthttp.ResponseHeader) {
-	var scratch [256]byte
-	for v := connectionTokens(hdr.PeekBytes(hopHeaders[0]), &scratch); len(v) > 0; {
-		var tok []byte
-		if tok, v = nextToken(v); len(tok) > 0 {
-			hdr.DelBytes(tok)
+	m := allPresent
+	if len(hdr.PeekTrailerKeys()) == 0 {
+		m = presence(hdr.PeekKeys())
+	}
+	if m.has(bitConnection) {
+		var scratch [256]byte
+		for v := connectionTokens(hdr.PeekBytes(hopHeaders[0]), &scratch); len(v) > 0; {
+			var tok []byte
+			if tok, v = nextToken(v); len(tok) > 0 {
+				hdr.DelBytes(tok)
+			}
 		}
 	}
-	for _, k := range hopHeaders {
-		hdr.DelBytes(k)
+	for i, k := range hopHeaders {
+		if m.has(bitHop + i) {
+			hdr.DelBytes(k)
+		}
 	}
 }
 
@@ -213,6 +288,26 @@ func firstCaracal(hdr *fasthttp.RequestHeader) []byte {
 		}
 	}
 	return nil
+}
+
+// sameName compares header names ignoring ASCII case.
+func sameName(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i, c := range a {
+		if lower(c) != lower(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // asciiEqualFold compares a with the lower-case b ignoring ASCII case.

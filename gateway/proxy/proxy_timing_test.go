@@ -23,7 +23,7 @@ func BenchmarkCleanRequest(b *testing.B) {
 		b.Fatal(err)
 	}
 	var src, req fasthttp.Request
-	parseDirty(b, &src)
+	parseDirty(b, &src, false)
 	peer := net.ParseIP("127.0.0.1").To4()
 	name, value := []byte("Authorization"), []byte("Bearer upstream-key")
 	b.ReportAllocs()
@@ -143,4 +143,27 @@ func BenchmarkForwardNetHTTP(b *testing.B) {
 		resp.Body.Close()
 		sinkInt += int(n)
 	}
+}
+
+// BenchmarkCleanRequestTypical is the hygiene of what an SDK sends: a handful
+// of ordinary headers and the agent's key, nothing hop-by-hop.
+func BenchmarkCleanRequestTypical(b *testing.B) {
+	h, err := NewHygiene(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var src, req fasthttp.Request
+	raw := "POST /openai/v1/chat/completions HTTP/1.1\r\nHost: gw.example\r\nUser-Agent: OpenAI/Python 1.0\r\n" +
+		"Accept: application/json\r\nAuthorization: Bearer agent-key\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+	if err := src.Read(bufioReader(raw)); err != nil {
+		b.Fatal(err)
+	}
+	peer := net.ParseIP("127.0.0.1").To4()
+	name, value := []byte("Authorization"), []byte("Bearer upstream-key")
+	b.ReportAllocs()
+	for b.Loop() {
+		src.Header.CopyTo(&req.Header)
+		h.CleanRequest(&req, peer, true, name, value)
+	}
+	sinkInt += req.Header.Len()
 }
