@@ -111,6 +111,9 @@ func TestConsumeLedgerThenVerifyProveAndSummarise(t *testing.T) {
 	if out := mustCLI(t, url, "merkle", "verify", "--public-key", pub); !strings.Contains(out, "OK") {
 		t.Fatalf("verify: %q", out)
 	}
+	if out := mustCLI(t, url, "merkle", "verify", "--public-key", pub, "--from", "10", "--to", "30"); !strings.Contains(out, "entries 10..30,") || !strings.Contains(out, "OK") {
+		t.Fatalf("verify --from 10 --to 30: %q", out)
+	}
 	proof := mustCLI(t, url, "merkle", "prove", "--event-id", firstID.String())
 	pf := filepath.Join(dir, "proof.json")
 	if err := os.WriteFile(pf, []byte(proof), 0o600); err != nil {
@@ -147,6 +150,16 @@ func TestConsumeLedgerThenVerifyProveAndSummarise(t *testing.T) {
 	if len(rows) != 20 {
 		t.Fatalf("query acme.bot: %d rows", len(rows))
 	}
+	cliJSON(t, url, &rows, "ledger", "query", "--agent", "acme", "--subtree", "--model", "gpt", "--from", "1h", "--limit", "1000")
+	if len(rows) != 40 {
+		t.Fatalf("query --model gpt --from 1h: %d rows, want 40", len(rows))
+	}
+	for _, args := range [][]string{{"--model", "other"}, {"--route", "other"}, {"--to", "1h"}} {
+		cliJSON(t, url, &rows, append([]string{"ledger", "query", "--agent", "acme", "--subtree"}, args...)...)
+		if len(rows) != 0 {
+			t.Fatalf("query %v: %d rows, want 0", args, len(rows))
+		}
+	}
 
 	if _, err := conn.Exec(ctx, `UPDATE ledger SET cost_micros = 0 WHERE seq = 5`); err != nil {
 		t.Fatal(err)
@@ -154,6 +167,10 @@ func TestConsumeLedgerThenVerifyProveAndSummarise(t *testing.T) {
 	_, _, err = cli(t, url, "merkle", "verify", "--public-key", pub)
 	if err == nil || !strings.Contains(err.Error(), "entry 5 ") {
 		t.Fatalf("verify after tampering: %v", err)
+	}
+	// Entries below --from are not recomputed.
+	if out := mustCLI(t, url, "merkle", "verify", "--public-key", pub, "--from", "6"); !strings.Contains(out, "OK") {
+		t.Fatalf("verify --from 6 after tampering with entry 5: %q", out)
 	}
 	var audit []json.RawMessage
 	cliJSON(t, url, &audit, "audit", "query", "--type", "decision")

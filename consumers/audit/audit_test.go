@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/caracal-gw/caracal/consumers/internal/ctest"
@@ -63,7 +64,59 @@ func TestAuditRowsEqualDecisionsAndReplayAddsNothing(t *testing.T) {
 	if got := count(`SELECT count(*) FROM audit_log`); got != 90 {
 		t.Fatalf("%d audit rows after replay, want 90", got)
 	}
+	checkQuery(t, pool)
 	if _, err := pool.Exec(context.Background(), `DELETE FROM audit_log`); err == nil {
 		t.Fatal("audit_log accepted a DELETE")
+	}
+}
+
+// checkQuery runs `caracal audit query`'s filters over the 60 decisions
+// (agent {i}, i not a multiple of 3) and 30 auth failures (no agent).
+func checkQuery(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	ctx, now := context.Background(), time.Now()
+	q := func(f Filter) []Row {
+		t.Helper()
+		rows, err := Query(ctx, pool, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rows
+	}
+	if rows := q(Filter{}); len(rows) != 90 {
+		t.Fatalf("query without filters: %d rows, want 90", len(rows))
+	}
+	rows := q(Filter{Type: "auth_failure", Limit: 1000})
+	if len(rows) != 30 {
+		t.Fatalf("--type auth_failure: %d rows, want 30", len(rows))
+	}
+	for _, r := range rows {
+		if r.Type != "auth_failure" || r.Agent != "" || r.Status != 401 || r.KeyPrefix != "crk_abcdefghijkl" {
+			t.Fatalf("--type auth_failure returned %+v", r)
+		}
+	}
+	agent := event.UUID{5}
+	rows = q(Filter{Agent: &agent})
+	if len(rows) != 1 || rows[0].Type != "decision" || rows[0].Agent != agent.String() || rows[0].Status != 402 ||
+		rows[0].Reason != "budget_exceeded" || rows[0].Route != "openai" {
+		t.Fatalf("--agent %s: %+v, want its one decision", agent, rows)
+	}
+	rows = q(Filter{Limit: 7})
+	if len(rows) != 7 {
+		t.Fatalf("--limit 7: %d rows", len(rows))
+	}
+	for i := 1; i < len(rows); i++ {
+		if rows[i].Time.After(rows[i-1].Time) {
+			t.Fatalf("rows not newest first: %v after %v", rows[i].Time, rows[i-1].Time)
+		}
+	}
+	if rows := q(Filter{Type: "decision", From: now.Add(-time.Hour), To: now.Add(time.Hour), Limit: 1000}); len(rows) != 60 {
+		t.Fatalf("--type decision in the last hour: %d rows, want 60", len(rows))
+	}
+	if rows := q(Filter{From: now.Add(time.Hour)}); len(rows) != 0 {
+		t.Fatalf("--from in an hour: %d rows, want 0", len(rows))
+	}
+	if rows := q(Filter{To: now.Add(-time.Hour)}); len(rows) != 0 {
+		t.Fatalf("--to an hour ago: %d rows, want 0", len(rows))
 	}
 }

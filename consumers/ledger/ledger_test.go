@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -185,7 +187,16 @@ func TestLedgerExactlyOnceSealedAndVerified(t *testing.T) {
 	}
 
 	// The same events again, and the stored offsets rewound: nothing changes.
-	f.produce(f.events(0)...)
+	digest := func() string {
+		var d string
+		if err := f.pool.QueryRow(context.Background(), `SELECT md5(string_agg(l::text, '|' ORDER BY seq)) || ':' ||
+			(SELECT next_seq FROM ledger_counter) || ':' || (SELECT encode(root_hash, 'hex') FROM merkle_checkpoints WHERE tree_size = $1)
+			FROM ledger l`, int64(n)).Scan(&d); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	before := digest()
 	f.produce(cloneRecs(recs)...)
 	f.consume(NewWriter(f.pool, f.group), n)
 	if _, err := f.pool.Exec(context.Background(), `DELETE FROM consumer_offsets`); err != nil {
@@ -196,6 +207,12 @@ func TestLedgerExactlyOnceSealedAndVerified(t *testing.T) {
 	f.seal()
 	if got := f.q(`SELECT max(tree_size) FROM merkle_checkpoints`); got != n {
 		t.Fatalf("after replay the tree has %d entries, want %d", got, n)
+	}
+	if after := digest(); after != before {
+		t.Fatalf("the replay changed the ledger (rows digest:counter:root %s, was %s)", after, before)
+	}
+	if rep := f.verify(); rep.Problem != nil || rep.To != n {
+		t.Fatalf("verify after replay: %+v %v", rep, rep.Problem)
 	}
 
 	// Proofs verify offline and with a second implementation.
@@ -243,7 +260,19 @@ func TestLedgerPoisonGoesToDLQAndPartitionContinues(t *testing.T) {
 	f.produce(recs[:10]...)
 	f.produce(poison)
 	f.produce(recs[10:]...)
+	// The runner's metrics (the package's tests run one at a time).
+	counter := func(name string) uint64 { return metrics.GetOrCreateCounter(name + `{consumer="ledger"}`).Get() }
+	dlq0, records0, batches0 := counter("caracal_consumer_dlq_total"), counter("caracal_consumer_records_total"), counter("caracal_consumer_batches_total")
 	f.consume(NewWriter(f.pool, f.group), 20)
+	if d, r, b := counter("caracal_consumer_dlq_total")-dlq0, counter("caracal_consumer_records_total")-records0,
+		counter("caracal_consumer_batches_total")-batches0; d != 1 || r != 20 || b < 1 {
+		t.Fatalf("caracal_consumer_dlq_total +%d (want 1), caracal_consumer_records_total +%d (want 20), caracal_consumer_batches_total +%d (want >= 1)", d, r, b)
+	}
+	var prom bytes.Buffer
+	metrics.WritePrometheus(&prom, false)
+	if !strings.Contains(prom.String(), `caracal_consumer_batch_seconds_count{consumer="ledger"}`) {
+		t.Fatal("caracal_consumer_batch_seconds is not exported")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(f.cfg.Kafka.Brokers...), kgo.ConsumeTopics(f.dlq))
@@ -281,8 +310,22 @@ func TestLedgerFailedBatchIsNotCommittedAndResumes(t *testing.T) {
 		// went away; nothing of them may be stored.
 		if c := calls.Add(1); c >= 2 && c <= 4 {
 			// Outside the failing transaction, rows and offsets agree.
-			if rows, stored := f.count(), f.storedTotal(); rows != stored {
+			rows, stored := f.count(), f.storedTotal()
+			if rows != stored {
 				t.Errorf("%d ledger rows but stored offsets sum to %d", rows, stored)
+			}
+			// Nothing of the failing batch reached Kafka's committed offsets.
+			// (Fetched here, not with ctest: this runs in the runner's goroutine.)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			off, err := kadm.NewClient(f.producer).FetchOffsets(ctx, f.group)
+			if err != nil {
+				return fmt.Errorf("cannot fetch the group's offsets: %w", err)
+			}
+			var kafka int64
+			off.Each(func(o kadm.OffsetResponse) { kafka += o.At })
+			if kafka > stored {
+				t.Errorf("Kafka's committed offsets sum to %d, past the %d stored with the rows", kafka, stored)
 			}
 			return errors.New("injected: the database is unreachable")
 		}
@@ -372,5 +415,54 @@ func TestVerifyDetectsTampering(t *testing.T) {
 	}
 	if rep := f.verify(); rep.Problem != nil {
 		t.Fatalf("ledger after rollbacks fails: %v", rep.Problem)
+	}
+
+	// verify --from/--to: entries outside [from, to) are not recomputed; a
+	// checkpoint below from is still checked for consistency with the
+	// next one, from the stored hashes.
+	ranges := []struct {
+		name, sql string
+		from, to  int64
+		want      string // "" = no problem
+	}{
+		{"a change after --to is not read", `UPDATE ledger SET cost_micros = cost_micros + 1 WHERE seq = 95`, 0, 90, ""},
+		{"a change before --from is not read", `UPDATE ledger SET cost_micros = cost_micros + 1 WHERE seq = 17`, 70, -1, ""},
+		{"a change inside the range", `UPDATE ledger SET cost_micros = cost_micros + 1 WHERE seq = 75`, 70, 90, "entry 75 "},
+		{"a forged checkpoint below --from", `UPDATE merkle_checkpoints SET root_hash = sha256(root_hash) WHERE tree_size = 64`, 70, -1,
+			"checkpoint of size 100 is not consistent with checkpoint of size 64"},
+	}
+	for _, tc := range ranges {
+		t.Run("range/"+tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			tx, err := f.pool.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback(ctx) //nolint:errcheck
+			if tag, err := tx.Exec(ctx, tc.sql); err != nil || tag.RowsAffected() == 0 {
+				t.Fatalf("tampering changed nothing: %v %v", tag, err)
+			}
+			before := VerificationFailures.Get()
+			rep, err := Verify(ctx, tx, f.verifier, tc.from, tc.to, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantTo := tc.to
+			if wantTo < 0 {
+				wantTo = n
+			}
+			if rep.From != tc.from || rep.To != wantTo {
+				t.Fatalf("verified [%d, %d), want [%d, %d)", rep.From, rep.To, tc.from, wantTo)
+			}
+			switch {
+			case tc.want == "" && rep.Problem != nil:
+				t.Fatalf("verify [%d, %d): %v, want no problem", tc.from, tc.to, rep.Problem)
+			case tc.want != "" && (rep.Problem == nil || !strings.Contains(rep.Problem.Error(), tc.want)):
+				t.Fatalf("verify [%d, %d): %v, want a problem naming %q", tc.from, tc.to, rep.Problem, tc.want)
+			}
+			if got, want := VerificationFailures.Get()-before, uint64(min(len(tc.want), 1)); got != want {
+				t.Fatalf("failure metric rose by %d, want %d", got, want)
+			}
+		})
 	}
 }
