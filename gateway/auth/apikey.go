@@ -60,7 +60,19 @@ func (v *APIKeyVerifier) Verify(key []byte) (event.UUID, Reason) {
 		return event.UUID{}, ReasonMalformed
 	}
 	stored, ok := v.lookup(key[:APIKeyPrefixLen])
-	if !ok {
+	return v.Check(key, stored, ok)
+}
+
+// Check is Verify for a caller that has already looked the key's prefix up
+// (found tells whether a key with that prefix is stored).
+func (v *APIKeyVerifier) Check(key []byte, stored control.APIKey, found bool) (event.UUID, Reason) {
+	if len(key) == 0 {
+		return event.UUID{}, ReasonMissing
+	}
+	if !IsAPIKey(key) {
+		return event.UUID{}, ReasonMalformed
+	}
+	if !found {
 		return event.UUID{}, ReasonUnknownKey
 	}
 	sum := sha256.Sum256(key)
