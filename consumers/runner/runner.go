@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -112,6 +113,12 @@ type Options struct {
 	// keeps retrying.
 	RetryMin, RetryMax time.Duration
 	UnhealthyAfter     int
+	// LagInterval is how often the kafka_consumer_lag gauges of the
+	// partitions assigned to this member are refreshed from the brokers'
+	// end offsets, besides after every stored batch: the lag keeps growing
+	// while batches fail or wait (database down, the aggregator waiting for
+	// the ledger), when no batch is stored. Default 15 s; negative: off.
+	LagInterval time.Duration
 	// Sequential turns the overlap off: each batch is decoded, stored and
 	// its offsets committed to Kafka synchronously before the next poll
 	// (for comparisons).
@@ -147,6 +154,9 @@ func (o *Options) validate() error {
 	if o.UnhealthyAfter <= 0 {
 		o.UnhealthyAfter = 5
 	}
+	if o.LagInterval == 0 {
+		o.LagInterval = 15 * time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -166,6 +176,10 @@ type Runner struct {
 	committed Offsets
 	flight    *flight // the batch being stored (or the last one stored)
 	lag       map[string]*atomic.Int64
+	// assigned are the partitions this member consumes (added when their
+	// offsets are adjusted on assignment, removed on revoke), for the lag
+	// refresh.
+	assigned map[string]map[int32]bool
 
 	records, batches, dlq, failures *metrics.Counter
 	batchSeconds                    *metrics.Summary
@@ -176,7 +190,7 @@ func New(cfg *config.Config, h Handler, opts Options) (*Runner, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	r := &Runner{opts: opts, h: h, committed: Offsets{}, lag: map[string]*atomic.Int64{}}
+	r := &Runner{opts: opts, h: h, committed: Offsets{}, lag: map[string]*atomic.Int64{}, assigned: map[string]map[int32]bool{}}
 	r.healthy.Store(true)
 	label := `{consumer="` + opts.Name + `"}`
 	r.records = metrics.GetOrCreateCounter("caracal_consumer_records_total" + label)
@@ -227,6 +241,16 @@ func (r *Runner) adjustOffsets(ctx context.Context, in map[string]map[int32]kgo.
 	if err != nil {
 		return nil, err
 	}
+	r.mu.Lock()
+	for t, ps := range assigned {
+		if r.assigned[t] == nil {
+			r.assigned[t] = map[int32]bool{}
+		}
+		for _, p := range ps {
+			r.assigned[t][p] = true
+		}
+	}
+	r.mu.Unlock()
 	for t, ps := range stored {
 		for p, next := range ps {
 			if _, ok := in[t][p]; ok {
@@ -262,6 +286,11 @@ func (r *Runner) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[stri
 	r.mu.Lock()
 	off := r.committed
 	r.committed = Offsets{}
+	for t, ps := range revoked {
+		for _, p := range ps {
+			delete(r.assigned[t], p)
+		}
+	}
 	r.mu.Unlock()
 	if err := r.commitKafkaSync(ctx, off); err != nil {
 		r.opts.Logger.Warn("cannot commit offsets on revoke", "consumer", r.opts.Name, "err", err)
@@ -311,6 +340,15 @@ func (r *Runner) Run(ctx context.Context) error {
 			<-fl.done
 		}
 	}()
+	if r.opts.LagInterval > 0 {
+		lctx, stop := context.WithCancel(ctx)
+		lagDone := make(chan struct{})
+		go func() {
+			defer close(lagDone)
+			r.lagLoop(lctx)
+		}()
+		defer func() { stop(); <-lagDone }()
+	}
 	for slot := 0; ctx.Err() == nil; {
 		fetches := r.cl.PollRecords(ctx, r.opts.MaxPollRecords)
 		if fetches.IsClientClosed() {
@@ -627,10 +665,77 @@ func lagKey(topic string, partition int32) string {
 	return topic + "\x00" + strconv.Itoa(int(partition))
 }
 
-func (r *Runner) lagGauge(topic string, partition int32) *atomic.Int64 {
-	k := lagKey(topic, partition)
+// lagLoop refreshes the lag gauges every LagInterval until ctx ends.
+func (r *Runner) lagLoop(ctx context.Context) {
+	t := time.NewTicker(r.opts.LagInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := r.refreshLag(rctx); err != nil && ctx.Err() == nil {
+			r.opts.Logger.Debug("cannot refresh the consumer lag", "consumer", r.opts.Name, "err", err)
+		}
+		cancel()
+	}
+}
+
+// refreshLag sets the lag of every assigned partition to its end offset
+// minus the next offset this member stored (or, before its first store,
+// the group's committed offset in Kafka). Partitions with neither are left
+// as they are.
+func (r *Runner) refreshLag(ctx context.Context) error {
+	r.mu.Lock()
+	var topics []string
+	for t, ps := range r.assigned {
+		if len(ps) > 0 {
+			topics = append(topics, t)
+		}
+	}
+	r.mu.Unlock()
+	if len(topics) == 0 {
+		return nil
+	}
+	adm := kadm.NewClient(r.cl)
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return err
+	}
+	kafka, err := adm.FetchOffsets(ctx, r.opts.Group)
+	if err != nil {
+		return err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil || !r.assigned[o.Topic][o.Partition] {
+			return
+		}
+		next, ok := r.committed[o.Topic][o.Partition]
+		if !ok {
+			c, found := kafka.Lookup(o.Topic, o.Partition)
+			if !found || c.Err != nil || c.At < 0 {
+				return
+			}
+			next = c.At
+		}
+		r.lagGaugeLocked(o.Topic, o.Partition).Store(max(o.Offset-next, 0))
+	})
+	return nil
+}
+
+func (r *Runner) lagGauge(topic string, partition int32) *atomic.Int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lagGaugeLocked(topic, partition)
+}
+
+// lagGaugeLocked is lagGauge with r.mu held.
+func (r *Runner) lagGaugeLocked(topic string, partition int32) *atomic.Int64 {
+	k := lagKey(topic, partition)
 	v := r.lag[k]
 	if v == nil {
 		v = new(atomic.Int64)

@@ -1,7 +1,9 @@
 package runner_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -635,4 +638,74 @@ func TestPartialBatchIsStored(t *testing.T) {
 	f.produce(t, 5)
 	waitFor(t, "12 records stored", func() bool { return s.total() >= 12 })
 	s.checkOnce(t, 12)
+}
+
+// failingHandler fails every HandleBatch while fail is set, storing
+// nothing (as when the database is down).
+type failingHandler struct {
+	*memHandler
+	fail     *atomic.Bool
+	attempts *atomic.Int64
+}
+
+func (h failingHandler) HandleBatch(ctx context.Context, b *runner.Batch) error {
+	if h.fail.Load() {
+		h.attempts.Add(1)
+		return errors.New("injected: the store is down")
+	}
+	return h.memHandler.HandleBatch(ctx, b)
+}
+
+func (h failingHandler) Fork() runner.Handler {
+	return failingHandler{h.memHandler.Fork().(*memHandler), h.fail, h.attempts}
+}
+
+// lag sums the group's kafka_consumer_lag gauges of the fixture's topic and
+// counts them.
+func (f *fixture) lag(t *testing.T) (sum int64, n int) {
+	t.Helper()
+	var buf bytes.Buffer
+	metrics.WritePrometheus(&buf, false)
+	prefix := `kafka_consumer_lag{group="` + f.group + `",topic="` + f.topic + `",partition="`
+	for _, line := range strings.Split(buf.String(), "\n") {
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		_, v, _ := strings.Cut(line, "} ")
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			t.Fatalf("cannot parse %q: %v", line, err)
+		}
+		sum += int64(x)
+		n++
+	}
+	return sum, n
+}
+
+// kafka_consumer_lag follows the topic while batches fail (nothing is
+// stored, so nothing else would move it): the runner refreshes it from the
+// end offsets every LagInterval, and it falls back to 0 once the stores
+// succeed again.
+func TestLagGrowsWhileBatchesFail(t *testing.T) {
+	f := newFixture(t)
+	f.produce(t, 30)
+	s := newMemStore()
+	h := failingHandler{&memHandler{s: s, member: "a", forks: new(atomic.Int32)}, new(atomic.Bool), new(atomic.Int64)}
+	f.start(t, h, runner.Options{MaxPollRecords: 100, LagInterval: 50 * time.Millisecond})
+	waitFor(t, "30 records stored", func() bool { return s.total() >= 30 })
+	waitFor(t, "lag 0 on the 3 partitions", func() bool { sum, n := f.lag(t); return sum == 0 && n == 3 })
+	h.fail.Store(true)
+	f.produceFrom(t, 30, 60)
+	waitFor(t, "stores failing", func() bool { return h.attempts.Load() >= 2 })
+	waitFor(t, "kafka_consumer_lag 60 (20 per partition) while the stores fail", func() bool {
+		sum, n := f.lag(t)
+		return sum == 60 && n == 3
+	})
+	if got := s.total(); got != 30 {
+		t.Fatalf("%d records stored while the stores failed, want 30", got)
+	}
+	h.fail.Store(false)
+	waitFor(t, "90 records stored", func() bool { return s.total() >= 90 })
+	waitFor(t, "lag 0 again", func() bool { sum, _ := f.lag(t); return sum == 0 })
+	s.checkOnce(t, 90)
 }
