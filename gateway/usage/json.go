@@ -61,6 +61,10 @@ func isDelim(c byte) bool {
 func skipNested(b []byte, i int) int {
 	depth := 0
 	for i < len(b) {
+		if !structural[b[i]] {
+			i++
+			continue
+		}
 		switch b[i] {
 		case '"':
 			i = skipString(b, i)
@@ -80,6 +84,9 @@ func skipNested(b []byte, i int) int {
 	}
 	return -1
 }
+
+// structural marks the bytes skipNested stops at.
+var structural = [256]bool{'"': true, '{': true, '[': true, '}': true, ']': true}
 
 // object iterates over the members of the JSON object held in b.
 type object struct {
@@ -153,6 +160,11 @@ func (o *object) next() (key, val []byte, valStart int, ok bool) {
 // keyIs reports whether the raw key, once its JSON escapes are decoded,
 // equals want (an ASCII name).
 func keyIs(raw []byte, want string) bool {
+	// An escape is longer than the character it stands for, so a raw key no
+	// longer than want equals it only byte for byte.
+	if len(raw) <= len(want) {
+		return string(raw) == want
+	}
 	j := 0
 	for i := 0; i < len(raw); i++ {
 		c := raw[i]
