@@ -132,13 +132,13 @@ func splitHeader(line []byte) (name, value []byte, ok bool) {
 	}
 	name = line[:i]
 	for _, c := range name {
-		if !isTchar(c) || c == '_' {
+		if !nameChar[c] {
 			return nil, nil, false
 		}
 	}
 	value = line[i+1:]
 	for _, c := range value {
-		if (c < ' ' && c != '\t') || c == 0x7f {
+		if badValue[c] {
 			return nil, nil, false
 		}
 	}
@@ -149,13 +149,21 @@ func splitHeader(line []byte) (name, value []byte, ok bool) {
 }
 
 // isTchar reports whether c is an RFC 9110 token character.
-func isTchar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
+func isTchar(c byte) bool { return tchar[c] }
+
+// tchar, nameChar (a token character but '_') and badValue (a control other
+// than HT, or DEL) classify bytes by table: every byte of every head goes
+// through them.
+var tchar, nameChar, badValue = func() (t, n, v [256]bool) {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		t[c] = 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' ||
+			bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), b) >= 0
+		n[c] = t[c] && b != '_'
+		v[c] = (b < ' ' && b != '\t') || b == 0x7f
 	}
-	return bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), c) >= 0
-}
+	return
+}()
 
 func parseLength(v []byte) (int64, bool) {
 	if len(v) == 0 || len(v) > 18 {
