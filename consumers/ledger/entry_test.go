@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/mod/sumdb/note"
@@ -77,6 +78,23 @@ func TestCheckpointRoundTripAndLoadSigner(t *testing.T) {
 	}
 	if derived.KeyHash() != v.KeyHash() || derived.Name() != v.Name() {
 		t.Fatal("the derived verifier differs from the generated one")
+	}
+	// The key from the environment (a Kubernetes secret), the file first.
+	t.Setenv("CARACAL_TEST_SIGNER_KEY", skey)
+	if _, fromEnv, err := LoadSigner("", "CARACAL_TEST_SIGNER_KEY"); err != nil || fromEnv.KeyHash() != v.KeyHash() {
+		t.Fatalf("signer from the environment: %v", err)
+	}
+	otherKey, _, _ := GenerateKey("other")
+	t.Setenv("CARACAL_TEST_SIGNER_KEY", otherKey)
+	if _, fromFile, err := LoadSigner(path, "CARACAL_TEST_SIGNER_KEY"); err != nil || fromFile.KeyHash() != v.KeyHash() {
+		t.Fatalf("the key file must win over the environment: %v", err)
+	}
+	t.Setenv("CARACAL_TEST_SIGNER_KEY", "")
+	if _, _, err := LoadSigner("", "CARACAL_TEST_SIGNER_KEY"); err == nil || !strings.Contains(err.Error(), "CARACAL_TEST_SIGNER_KEY") {
+		t.Fatalf("no key: %v, want an error naming the variable", err)
+	}
+	if _, _, err := LoadSigner(filepath.Join(t.TempDir(), "missing"), ""); err == nil {
+		t.Fatal("a missing key file was accepted")
 	}
 	cp := Checkpoint{Origin: s.Name(), Size: 42, Root: tlog.Hash{9}}
 	signed, err := cp.Sign(s)
