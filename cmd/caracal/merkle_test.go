@@ -12,9 +12,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/caracal-gw/caracal/consumers/ledger"
 	"github.com/caracal-gw/caracal/internal/event"
 	"github.com/caracal-gw/caracal/internal/store"
 	"github.com/caracal-gw/caracal/internal/testenv"
@@ -171,6 +173,32 @@ func TestConsumeLedgerThenVerifyProveAndSummarise(t *testing.T) {
 	// Entries below --from are not recomputed.
 	if out := mustCLI(t, url, "merkle", "verify", "--public-key", pub, "--from", "6"); !strings.Contains(out, "OK") {
 		t.Fatalf("verify --from 6 after tampering with entry 5: %q", out)
+	}
+	// The consumer's background verifier samples the changed entry sooner
+	// or later and counts it in caracal_merkle_verification_failures_total.
+	v, err := ledger.LoadVerifier(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	before := ledger.VerificationFailures.Get()
+	bctx, bstop := context.WithCancel(ctx)
+	bdone := make(chan error, 1)
+	go func() {
+		bdone <- backgroundVerify(bctx, pool, v, &consumeFlags{verifyInterval: 10 * time.Millisecond, verifySample: 40})
+	}()
+	for deadline := time.Now().Add(30 * time.Second); ledger.VerificationFailures.Get() == before; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the background verifier did not count the changed entry in 30 s")
+		}
+	}
+	bstop()
+	if err := <-bdone; err != nil {
+		t.Fatalf("background verifier: %v", err)
 	}
 	var audit []json.RawMessage
 	cliJSON(t, url, &audit, "audit", "query", "--type", "decision")
