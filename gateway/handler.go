@@ -102,7 +102,10 @@ func releaseState(s *reqState) {
 // replay → policy → budget → forward → meter.
 func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 	s := acquireState(g)
-	s.start = time.Now()
+	// fasthttp read the clock just before calling the handler.
+	if s.start = ctx.Time(); s.start.IsZero() {
+		s.start = time.Now()
+	}
 	s.id = g.ids.New(s.start)
 	s.reqID = s.id.AppendText(s.reqID[:0])
 	if n := g.inflight.Add(1); n > g.maxInflight {
@@ -531,7 +534,7 @@ func (s *reqState) finish(ctx *fasthttp.RequestCtx, c Code, msg string) {
 		ctx.Response.Header.SetBytesKV(strBudgetRemaining, s.body)
 	}
 	status := c.Status()
-	s.g.observe(status, s.start)
+	s.g.observe(status, time.Since(s.start))
 	releaseState(s)
 }
 
@@ -618,7 +621,8 @@ func (s *reqState) onDone(status int, _ int64, err error) {
 	e.CacheWriteTokens, e.CacheReadTokens = cacheWrite, cacheRead
 	e.Currency = currencyOf(s.price)
 	e.Status = status
-	e.LatencyUs = time.Since(s.start).Microseconds()
+	elapsed := time.Since(s.start)
+	e.LatencyUs = elapsed.Microseconds()
 	e.Pricing = pricing
 	switch {
 	case s.meterStrict(e): // strict mode: the event completes the intent (strict.go)
@@ -628,7 +632,7 @@ func (s *reqState) onDone(status int, _ int64, err error) {
 		g.producer.Metering(e)
 	}
 	meteredMicros.Add(int(cost))
-	g.observe(status, s.start)
+	g.observe(status, elapsed)
 	g.inflight.Add(-1)
 	releaseState(s)
 }

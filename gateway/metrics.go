@@ -36,7 +36,7 @@ func init() {
 
 // observe counts a finished request by outcome: ok (2xx/3xx), denied (4xx:
 // the gateway or upstream refused it) or error (5xx).
-func (g *Gateway) observe(status int, start time.Time) {
+func (g *Gateway) observe(status int, elapsed time.Duration) {
 	switch {
 	case status < 400:
 		requestsOK.Inc()
@@ -45,7 +45,7 @@ func (g *Gateway) observe(status int, start time.Time) {
 	default:
 		requestsError.Inc()
 	}
-	requestDuration.UpdateDuration(start)
+	requestDuration.Update(elapsed.Seconds())
 }
 
 // registerGauges registers this gateway's gauges in its own set (several

@@ -98,7 +98,7 @@ type spoolState struct {
 	sp      *spool.Spool
 	opt     SpoolOptions
 	down    atomic.Bool
-	lastAck atomic.Int64 // unix nanos
+	answers atomic.Uint64 // acknowledgements and refusals so far (the watchdog notes when it moves)
 	bufs    sync.Pool
 	stop    chan struct{}
 	wg      sync.WaitGroup
@@ -127,7 +127,6 @@ func (p *Producer) UseSpool(sp *spool.Spool, opt SpoolOptions) error {
 	opt.validate()
 	st := &spoolState{sp: sp, opt: opt, stop: make(chan struct{}), acks: map[uint64][]bool{},
 		drainLog: logEvery{every: opt.LogEvery}}
-	st.lastAck.Store(time.Now().UnixNano())
 	if err := p.recoverIntents(st); err != nil {
 		return err
 	}
@@ -243,18 +242,25 @@ func splitPayload(b []byte) (key, value []byte, ok bool) {
 }
 
 // watchBrokers marks the brokers down while buffered records see no
-// acknowledgement for StallAfter, and up again on an ack or a ping.
+// acknowledgement for StallAfter (counted from the tick that last saw one, so up to
+// a quarter of StallAfter more), and up again on an ack or a ping.
 func (p *Producer) watchBrokers(st *spoolState) {
 	defer st.wg.Done()
 	t := time.NewTicker(st.opt.StallAfter / 4)
 	defer t.Stop()
+	// A counter, not a time, per answer: the request path then reads no clock.
+	seen, lastAnswer := st.answers.Load(), time.Now()
 	for {
 		select {
 		case <-st.stop:
 			return
 		case <-t.C:
 		}
-		stalled := time.Since(time.Unix(0, st.lastAck.Load())) > st.opt.StallAfter
+		now := time.Now()
+		if n := st.answers.Load(); n != seen {
+			seen, lastAnswer = n, now
+		}
+		stalled := now.Sub(lastAnswer) > st.opt.StallAfter
 		switch {
 		case p.cl.BufferedProduceRecords() > 0:
 			st.setDown(stalled)
@@ -278,7 +284,7 @@ func (st *spoolState) setDown(down bool) {
 	}
 }
 
-func (st *spoolState) acked() { st.lastAck.Store(time.Now().UnixNano()) }
+func (st *spoolState) acked() { st.answers.Add(1) }
 
 // drainSpool produces the spool's records oldest-first while the brokers
 // are up and deletes each segment once all its records are acknowledged.
