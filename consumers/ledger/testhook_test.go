@@ -32,8 +32,10 @@ func TestPauseBeforeCommitHook(t *testing.T) {
 	t.Setenv(TestPauseBeforeCommitEnv, marker)
 	w := NewWriter(f.pool, f.group)
 	os.Unsetenv(TestPauseBeforeCommitEnv) //nolint:errcheck // restored by t.Setenv's cleanup
+	// No shutdown grace: the paused batch is cancelled when the runner
+	// stops (with the default it would be cancelled 10 s later, the same).
 	r, err := runner.New(f.cfg, w, runner.Options{Name: "ledger", Group: f.group, Topics: []string{f.topic}, DLQTopic: f.dlq,
-		MaxPollRecords: f.cfg.Kafka.Consumer.MaxPollRecords})
+		MaxPollRecords: f.cfg.Kafka.Consumer.MaxPollRecords, ShutdownGrace: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -113,6 +113,13 @@ type Options struct {
 	// keeps retrying.
 	RetryMin, RetryMax time.Duration
 	UnhealthyAfter     int
+	// ShutdownGrace bounds how long the store of the batch in flight may
+	// still take once Run's context is done (graceful shutdown): the
+	// attempt in progress (or about to start) finishes and its offsets are
+	// committed to Kafka when the client leaves the group; no further
+	// attempt is made. Default 10 s; negative: the store is cancelled at
+	// once and the batch left uncommitted, to be read again.
+	ShutdownGrace time.Duration
 	// LagInterval is how often the kafka_consumer_lag gauges of the
 	// partitions assigned to this member are refreshed from the brokers'
 	// end offsets, besides after every stored batch: the lag keeps growing
@@ -153,6 +160,9 @@ func (o *Options) validate() error {
 	}
 	if o.UnhealthyAfter <= 0 {
 		o.UnhealthyAfter = 5
+	}
+	if o.ShutdownGrace == 0 {
+		o.ShutdownGrace = 10 * time.Second
 	}
 	if o.LagInterval == 0 {
 		o.LagInterval = 15 * time.Second
@@ -320,8 +330,10 @@ func (f *flight) stored() bool {
 }
 
 // Run consumes until ctx is done. A batch's offsets are never committed
-// before the handler stored it; on cancel the batch in flight is abandoned
-// uncommitted.
+// before the handler stored it. On cancel no further batch is started; the
+// batch in flight finishes the store attempt it is in (for up to
+// ShutdownGrace) and Run returns after it; a batch that fails or runs out of
+// time then is left uncommitted, to be read again.
 //
 // Unless Options.Sequential is set, storing a batch overlaps with polling
 // the next one, and, when the handler is a Forker, with decoding it into the
@@ -540,15 +552,19 @@ func (r *Runner) launch(ctx context.Context, h Handler, b *Batch, rejects []*kgo
 }
 
 func (r *Runner) store(ctx context.Context, h Handler, b *Batch, rejects []*kgo.Record, hwm map[string]int64, start time.Time) error {
+	// The attempts run under sctx, which outlives ctx by ShutdownGrace;
+	// retry stops retrying once ctx is done.
+	sctx, release := r.drainContext(ctx)
+	defer release()
 	// Rejected records reach the DLQ before the offsets past them are stored:
 	// a crash in between repeats them in the DLQ but never loses one.
 	if len(rejects) > 0 {
-		if err := r.retry(ctx, "produce to the DLQ", func() error { return r.cl.ProduceSync(ctx, rejects...).FirstErr() }); err != nil {
+		if err := r.retry(ctx, "produce to the DLQ", func() error { return r.cl.ProduceSync(sctx, rejects...).FirstErr() }); err != nil {
 			return err
 		}
 		r.dlq.Add(len(rejects))
 	}
-	if err := r.retry(ctx, "store the batch", func() error { return h.HandleBatch(ctx, b) }); err != nil {
+	if err := r.retry(ctx, "store the batch", func() error { return h.HandleBatch(sctx, b) }); err != nil {
 		return err
 	}
 	r.records.Add(len(b.Records))
@@ -566,7 +582,7 @@ func (r *Runner) store(ctx context.Context, h Handler, b *Batch, rejects []*kgo.
 	// asynchronous (the client keeps commits in order); a revoke commits
 	// synchronously after waiting for this batch.
 	if r.opts.Sequential {
-		if err := r.commitKafkaSync(ctx, b.Next); err != nil {
+		if err := r.commitKafkaSync(sctx, b.Next); err != nil {
 			r.opts.Logger.Warn("cannot commit offsets to Kafka", "consumer", r.opts.Name, "err", err)
 		}
 	} else {
@@ -580,6 +596,18 @@ func (r *Runner) store(ctx context.Context, h Handler, b *Batch, rejects []*kgo.
 		}
 	}
 	return nil
+}
+
+// drainContext returns a context for storing a batch: not cancelled with
+// ctx but ShutdownGrace after it (at once with a negative ShutdownGrace),
+// and a release for when the store is over.
+func (r *Runner) drainContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if r.opts.ShutdownGrace < 0 {
+		return ctx, func() {}
+	}
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(r.opts.ShutdownGrace, cancel) })
+	return sctx, func() { stop(); cancel() }
 }
 
 func epochOffsets(off Offsets) map[string]map[int32]kgo.EpochOffset {

@@ -709,3 +709,62 @@ func TestLagGrowsWhileBatchesFail(t *testing.T) {
 	waitFor(t, "lag 0 again", func() bool { sum, _ := f.lag(t); return sum == 0 })
 	s.checkOnce(t, 90)
 }
+
+// Graceful shutdown: a batch whose store is in progress when Run's context
+// ends is stored (its handler's context outlives Run's by ShutdownGrace)
+// and its offsets are committed to Kafka when the client leaves; Run
+// returns after it. With the store held past the grace, Run returns anyway
+// and the batch is left uncommitted.
+func TestShutdownFinishesTheBatchInFlight(t *testing.T) {
+	for _, finish := range []bool{true, false} {
+		t.Run(map[bool]string{true: "finishes", false: "grace-exceeded"}[finish], func(t *testing.T) {
+			f := newFixture(t)
+			f.produce(t, 30)
+			s := newMemStore()
+			gate := make(chan struct{})
+			var once sync.Once
+			release := func() { once.Do(func() { close(gate) }) }
+			defer release()
+			h := &memHandler{s: s, member: "a", gate: gate, hold: func(*memHandler) bool { return true }, forks: new(atomic.Int32)}
+			opts := runner.Options{MaxPollRecords: 100}
+			if !finish {
+				opts.ShutdownGrace = 200 * time.Millisecond
+			}
+			stop := f.start(t, h, opts)
+			waitFor(t, "a batch held in its store", func() bool { return s.atGate.Load() == 1 })
+			stopped := make(chan struct{})
+			go func() { defer close(stopped); stop() }()
+			if finish {
+				// Run's context is cancelled by now or soon; the store
+				// goes on until the gate opens.
+				time.Sleep(200 * time.Millisecond)
+				select {
+				case <-stopped:
+					t.Fatal("Run returned while its batch was still being stored")
+				default:
+				}
+				release()
+			}
+			select {
+			case <-stopped:
+			case <-time.After(30 * time.Second):
+				release()
+				t.Fatal("Run did not return within 30 s of its context ending")
+			}
+			var committed int64
+			for _, o := range f.committed(t) {
+				committed += max(o, 0)
+			}
+			held := s.total()
+			if finish && (held == 0 || committed != held) {
+				t.Fatalf("%d records stored, %d committed to Kafka after shutdown; want the held batch stored and committed", held, committed)
+			}
+			if !finish && (held != 0 || committed != 0) {
+				t.Fatalf("%d records stored, %d committed after the grace ran out; want none", held, committed)
+			}
+			if finish {
+				s.checkOnce(t, int(held))
+			}
+		})
+	}
+}
