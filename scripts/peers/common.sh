@@ -89,6 +89,9 @@ proc_ctxsw() {
 # proc_ticks PID: user+system clock ticks of the process and its threads.
 proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
+# proc_uticks PID: user clock ticks of the process and its threads.
+proc_uticks() { awk '{ print $14 }' "/proc/$1/stat"; }
+
 # load URL RATE DURATION CONNS [extra loadgen flags]: the open-loop generator
 # on core 0, JSON summary to stdout.
 load() {

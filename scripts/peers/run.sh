@@ -40,22 +40,24 @@ measure() {
 	local name=$1 mode=$2 url=$3
 	shift 3
 	load "$url" 2000 2s "$CONNS" "$@" >/dev/null
-	local c0 p0 c1 p1 x0 x1
+	local c0 p0 c1 p1 x0 x1 u0 u1
 	c0=$(core_ticks 1)
 	p0=$(proc_ticks "$LAST_PID")
+	u0=$(proc_uticks "$LAST_PID")
 	x0=$(proc_ctxsw "$LAST_PID")
 	load "$url" "$RATE" "$DUR" "$CONNS" "$@" >"$WORK/$name-$mode.json"
 	c1=$(core_ticks 1)
 	p1=$(proc_ticks "$LAST_PID")
+	u1=$(proc_uticks "$LAST_PID")
 	x1=$(proc_ctxsw "$LAST_PID")
-	python3 - "$WORK/$name-$mode.json" "$name" "$mode" $((c1 - c0)) $((p1 - p0)) "$HZ" $((x1 - x0)) "${ROUND:-1}" >>"$RESULTS" <<'PY'
+	python3 - "$WORK/$name-$mode.json" "$name" "$mode" $((c1 - c0)) $((p1 - p0)) "$HZ" $((x1 - x0)) "${ROUND:-1}" $((u1 - u0)) >>"$RESULTS" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
 name, mode, core, proc, hz, cs = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
 n = max(s["ok"], 1)
 print("\t".join(map(str, [name, mode, s["ok"], s["attempted"] - s["ok"], round(core / hz * 1e6 / n, 1),
       round(proc / hz * 1e6 / n, 1), round(s["achieved_rate"]), s["latency"]["p50_us"], s["latency"]["p99_us"],
-      round(cs / n, 2), sys.argv[8]])))
+      round(cs / n, 2), sys.argv[8], round(int(sys.argv[9]) / hz * 1e6 / n, 1)])))
 PY
 	log "$(tail -1 "$RESULTS")"
 }
@@ -138,10 +140,15 @@ def ratio(k, peer):
     if len(xs) == 1:
         return f"{xs[0]:.2f}"
     return f"{st.median(xs):.2f} [{min(xs):.2f}-{max(xs):.2f}]"
-print(f"{'peer':<13} {'mode':<5} {'ok':>8} {'err':>5} {'core1 µs/req':>12} {'proc µs/req':>11} {'ctxsw/req':>9} {'×haproxy':>17} {'×nginx':>17} {'×minproxy':>17} {'p99 µs':>8}")
+# user µs/req: the process's user time alone (a change to the proxy's own code shows
+# there first; system time is mostly the kernel's loopback work and varies more).
+base = any(k[0] == "gateway-base" for k in order)
+print(f"{'peer':<13} {'mode':<5} {'ok':>8} {'err':>5} {'core1 µs/req':>12} {'proc µs/req':>11} {'user µs/req':>11} {'ctxsw/req':>9} {'×haproxy':>17} {'×nginx':>17} {'×minproxy':>17}"
+      + (f" {'×gateway-base':>17}" if base else "") + f" {'p99 µs':>8}")
 for k in order:
     ok = sum(int(r[2]) for r in by[k].values())
     err = sum(int(r[3]) for r in by[k].values())
-    print(f"{k[0]:<13} {k[1]:<5} {ok:>8} {err:>5} {med(k, 4):>12.1f} {med(k, 5):>11.1f} {med(k, 9):>9.2f} {ratio(k, 'haproxy'):>17} {ratio(k, 'nginx'):>17} {ratio(k, 'minproxy'):>17} {med(k, 8):>8.0f}")
+    print(f"{k[0]:<13} {k[1]:<5} {ok:>8} {err:>5} {med(k, 4):>12.1f} {med(k, 5):>11.1f} {med(k, 11):>11.1f} {med(k, 9):>9.2f} {ratio(k, 'haproxy'):>17} {ratio(k, 'nginx'):>17} {ratio(k, 'minproxy'):>17}"
+          + (f" {ratio(k, 'gateway-base'):>17}" if base else "") + f" {med(k, 8):>8.0f}")
 PY
 } | tee "$OUT"
