@@ -58,8 +58,8 @@ func newConsumeCmd(a *app) *cobra.Command {
 	f.StringVar(&cf.metricsListen, "metrics-listen", "", "serve /metrics, /healthz and /readyz on this address")
 	f.StringVar(&cf.signerKeyFile, "signer-key-file", "", "ledger: checkpoint signer key file (else env "+signerKeyEnv+")")
 	f.BoolVar(&cf.noSeal, "no-seal", false, "ledger: write entries only; another replica seals")
-	f.Int64Var(&cf.checkpointEvery, "checkpoint-every", 10000, "ledger: sign a checkpoint after this many new entries")
-	f.DurationVar(&cf.checkpointInterval, "checkpoint-interval", 2*time.Second, "ledger: or after this long when entries were added")
+	f.Int64Var(&cf.checkpointEvery, "checkpoint-every", 0, "ledger: sign a checkpoint after this many new entries (0: config ledger.checkpointEvery, default 10000)")
+	f.DurationVar(&cf.checkpointInterval, "checkpoint-interval", 0, "ledger: or after this long when entries were added (0: config ledger.checkpointInterval, default 2s)")
 	f.IntVar(&cf.sealBatch, "seal-batch", 20000, "ledger: entries sealed per transaction")
 	f.DurationVar(&cf.verifyInterval, "verify-interval", time.Minute, "ledger: background verification every this long (0: off)")
 	f.IntVar(&cf.verifySample, "verify-sample", 100, "ledger: entries checked per background verification")
@@ -133,8 +133,12 @@ func (a *app) consumerParts(ctx context.Context, cfg *config.Config, which strin
 			if err != nil {
 				return nil, nop, err
 			}
-			sealer := ledger.NewSealer(pool, ledger.SealerOptions{Signer: s, CheckpointEvery: cf.checkpointEvery,
-				CheckpointInterval: cf.checkpointInterval, BatchSize: cf.sealBatch})
+			opts, err := sealerOptions(cfg, cf)
+			if err != nil {
+				return nil, nop, err
+			}
+			opts.Signer = s
+			sealer := ledger.NewSealer(pool, opts)
 			p.extra = append(p.extra, sealer.Run)
 			if cf.verifyInterval > 0 {
 				p.extra = append(p.extra, func(ctx context.Context) error { return backgroundVerify(ctx, pool, v, cf) })
@@ -188,6 +192,27 @@ func (a *app) consumerParts(ctx context.Context, cfg *config.Config, which strin
 		return p, func() { adm.Close(); rc.Close() }, nil
 	}
 	return nil, nop, fmt.Errorf("unknown consumer %q: want ledger, metrics or audit", which)
+}
+
+// sealerOptions returns the sealer's settings: the checkpoint rule of the
+// config (ledger.checkpointEvery, ledger.checkpointInterval), each replaced
+// by its flag when the flag is given (non-zero).
+func sealerOptions(cfg *config.Config, cf *consumeFlags) (ledger.SealerOptions, error) {
+	switch {
+	case cf.checkpointEvery < 0:
+		return ledger.SealerOptions{}, fmt.Errorf("--checkpoint-every must be positive, not %d", cf.checkpointEvery)
+	case cf.checkpointInterval < 0:
+		return ledger.SealerOptions{}, fmt.Errorf("--checkpoint-interval must be positive, not %s", cf.checkpointInterval)
+	}
+	o := ledger.SealerOptions{CheckpointEvery: cfg.Ledger.CheckpointEvery,
+		CheckpointInterval: cfg.Ledger.CheckpointInterval.D(), BatchSize: cf.sealBatch}
+	if cf.checkpointEvery > 0 {
+		o.CheckpointEvery = cf.checkpointEvery
+	}
+	if cf.checkpointInterval > 0 {
+		o.CheckpointInterval = cf.checkpointInterval
+	}
+	return o, nil
 }
 
 // backgroundVerify samples sealed entries and the latest checkpoint; a

@@ -37,6 +37,8 @@ type Config struct {
 	Snapshots Snapshots `yaml:"snapshots"`
 	// Ledger tunes the ledger consumer.
 	Ledger Ledger `yaml:"ledger"`
+	// Aggregator tunes the metrics consumer.
+	Aggregator Aggregator `yaml:"aggregator"`
 
 	// dbPassword is CARACAL_DATABASE_PASSWORD, put into database.url once
 	// every other source is applied.
@@ -61,6 +63,23 @@ type Ledger struct {
 	// ready; it never waits for records to fill one. A value at or below
 	// max.poll.records makes every poll one transaction.
 	BatchMaxRecords int `yaml:"batchMaxRecords"`
+	// CheckpointEvery and CheckpointInterval: the sealer signs a checkpoint
+	// once this many entries were sealed since the last one, or once this
+	// long passed since it and some were. `caracal consume ledger
+	// --checkpoint-every/--checkpoint-interval` override them.
+	CheckpointEvery    int64    `yaml:"checkpointEvery"`
+	CheckpointInterval Duration `yaml:"checkpointInterval"`
+}
+
+// Aggregator tunes the metrics consumer (`caracal consume metrics`).
+type Aggregator struct {
+	// SpendGaugeMaxAgents bounds the agents exported as
+	// caracal_agent_spend_micros{agent,window}: those with the largest spend
+	// in the current calendar month (ties by name); 0 exports none.
+	SpendGaugeMaxAgents int `yaml:"spendGaugeMaxAgents"`
+	// SpendGaugeInterval is how often the gauges are read again from the
+	// spend buckets in Redis.
+	SpendGaugeInterval Duration `yaml:"spendGaugeInterval"`
 }
 
 // Database is the PostgreSQL connection.
@@ -198,7 +217,8 @@ func Default() Config {
 		PolicyCacheMaxSize:    50000,
 		Database:              Database{URL: "postgres://caracal:caracal@127.0.0.1:5432/caracal?sslmode=disable"},
 		Snapshots:             Snapshots{Schedule: Duration(time.Hour), Retention: 48},
-		Ledger:                Ledger{BatchMaxRecords: 5000},
+		Ledger:                Ledger{BatchMaxRecords: 5000, CheckpointEvery: 10000, CheckpointInterval: Duration(2 * time.Second)},
+		Aggregator:            Aggregator{SpendGaugeMaxAgents: 500, SpendGaugeInterval: Duration(15 * time.Second)},
 		Redis: Redis{
 			Addrs:          []string{"127.0.0.1:6379"},
 			DialTimeout:    Duration(2 * time.Second),

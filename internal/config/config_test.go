@@ -34,8 +34,11 @@ func TestExampleConfigLoads(t *testing.T) {
 		k.EnableAutoCommit || k.IsolationLevel != "read_committed" {
 		t.Fatalf("consumer settings not read: %+v", k)
 	}
-	if c.Ledger.BatchMaxRecords != 5000 {
-		t.Fatalf("ledger.batchMaxRecords not read: %d", c.Ledger.BatchMaxRecords)
+	if c.Ledger.BatchMaxRecords != 5000 || c.Ledger.CheckpointEvery != 10000 || c.Ledger.CheckpointInterval.D() != 2*time.Second {
+		t.Fatalf("ledger keys not read: %+v", c.Ledger)
+	}
+	if c.Aggregator.SpendGaugeMaxAgents != 500 || c.Aggregator.SpendGaugeInterval.D() != 15*time.Second {
+		t.Fatalf("aggregator keys not read: %+v", c.Aggregator)
 	}
 	if !strings.Contains(c.Database.URL, ":s3cret@") {
 		t.Fatalf("password file not applied: %s", c.Database.URL)
@@ -83,6 +86,14 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{name: "bad cidr", set: "gateway.trustedProxies=10.0.0.0/99", want: "gateway.trustedProxies"},
 		{name: "ledger batch zero", set: "ledger.batchMaxRecords=0", want: "config key ledger.batchMaxRecords"},
 		{name: "ledger batch env", env: "CARACAL_LEDGER_BATCH_MAX_RECORDS=-5", want: "config key ledger.batchMaxRecords"},
+		{name: "checkpoint every zero", file: "ledger:\n  checkpointEvery: 0\n", want: "config key ledger.checkpointEvery"},
+		{name: "checkpoint every not a number", file: "ledger:\n  checkpointEvery: often\n", want: "key ledger.checkpointEvery"},
+		{name: "checkpoint every env", env: "CARACAL_LEDGER_CHECKPOINT_EVERY=-1", want: "config key ledger.checkpointEvery"},
+		{name: "checkpoint interval too short", set: "ledger.checkpointInterval=1ms", want: "config key ledger.checkpointInterval"},
+		{name: "checkpoint interval bad", env: "CARACAL_LEDGER_CHECKPOINT_INTERVAL=soon", want: "CARACAL_LEDGER_CHECKPOINT_INTERVAL"},
+		{name: "spend gauge agents negative", set: "aggregator.spendGaugeMaxAgents=-1", want: "config key aggregator.spendGaugeMaxAgents"},
+		{name: "spend gauge agents too many", env: "CARACAL_AGGREGATOR_SPEND_GAUGE_MAX_AGENTS=20000", want: "config key aggregator.spendGaugeMaxAgents"},
+		{name: "spend gauge interval", file: "aggregator:\n  spendGaugeInterval: 100ms\n", want: "config key aggregator.spendGaugeInterval"},
 		{name: "open pprof", file: "gateway:\n  adminListen: 0.0.0.0:9090\n  enablePprof: true\n", want: "config key gateway.enablePprof"},
 		{name: "pprof on all interfaces", file: "gateway:\n  adminListen: :9090\n  enablePprof: true\n", want: "needs gateway.adminToken"},
 	}
@@ -113,12 +124,39 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 	}
 }
 
+// TestLedgerAndAggregatorKeys: the checkpoint and spend-gauge keys have
+// their defaults and are read from the file, the environment and --set.
+func TestLedgerAndAggregatorKeys(t *testing.T) {
+	c, err := Load("", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Ledger.CheckpointEvery != 10000 || c.Ledger.CheckpointInterval.D() != 2*time.Second ||
+		c.Aggregator.SpendGaugeMaxAgents != 500 || c.Aggregator.SpendGaugeInterval.D() != 15*time.Second {
+		t.Fatalf("defaults: %+v %+v", c.Ledger, c.Aggregator)
+	}
+	f := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(f, []byte("ledger:\n  checkpointEvery: 7\n  checkpointInterval: 250ms\naggregator:\n  spendGaugeMaxAgents: 0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err = Load(f, []string{"CARACAL_AGGREGATOR_SPEND_GAUGE_INTERVAL=30", "CARACAL_LEDGER_CHECKPOINT_EVERY=9"}, []string{"ledger.checkpointInterval=5s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Ledger.CheckpointEvery != 9 || c.Ledger.CheckpointInterval.D() != 5*time.Second ||
+		c.Aggregator.SpendGaugeMaxAgents != 0 || c.Aggregator.SpendGaugeInterval.D() != 30*time.Second {
+		t.Fatalf("file/env/--set not applied: %+v %+v", c.Ledger, c.Aggregator)
+	}
+}
+
 func TestEnvNames(t *testing.T) {
 	for key, want := range map[string]string{
-		"dbPoolSize":               "CARACAL_DB_POOL_SIZE",
-		"policyCacheTTL":           "CARACAL_POLICY_CACHE_TTL",
-		"kafka.producer.linger.ms": "CARACAL_KAFKA_PRODUCER_LINGER_MS",
-		"gateway.clientCAFile":     "CARACAL_GATEWAY_CLIENT_CA_FILE",
+		"dbPoolSize":                     "CARACAL_DB_POOL_SIZE",
+		"policyCacheTTL":                 "CARACAL_POLICY_CACHE_TTL",
+		"kafka.producer.linger.ms":       "CARACAL_KAFKA_PRODUCER_LINGER_MS",
+		"gateway.clientCAFile":           "CARACAL_GATEWAY_CLIENT_CA_FILE",
+		"ledger.checkpointEvery":         "CARACAL_LEDGER_CHECKPOINT_EVERY",
+		"aggregator.spendGaugeMaxAgents": "CARACAL_AGGREGATOR_SPEND_GAUGE_MAX_AGENTS",
 	} {
 		if got := EnvName(key); got != want {
 			t.Errorf("EnvName(%s) = %s, want %s", key, got, want)
