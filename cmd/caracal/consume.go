@@ -180,6 +180,14 @@ func (a *app) consumerParts(ctx context.Context, cfg *config.Config, which strin
 				LedgerGroup: ledgerGroup, Wait: 5 * time.Minute, ReadyKey: cfg.Redis.BudgetReadyKey, Kafka: cfg}}
 		agg.Guard = ar.Guard
 		p := &consumerParts{handler: agg, topics: []string{cfg.Kafka.Topics.Metering}, extra: []func(context.Context) error{ar.Run}}
+		if n := cfg.Aggregator.SpendGaugeMaxAgents; n > 0 {
+			// caracal_agent_spend_micros{agent,window} for the n agents with
+			// the most spend this month (aggregator.spendGaugeMaxAgents),
+			// read from the spend buckets every aggregator.spendGaugeInterval.
+			sg := &aggregate.SpendGauges{Store: st, Agents: aggregate.ListAgents(pool), MaxAgents: n,
+				Interval: cfg.Aggregator.SpendGaugeInterval.D()}
+			p.extra = append(p.extra, sg.Run)
+		}
 		if sc := cfg.Snapshots; sc.Schedule > 0 {
 			// Scheduled snapshots with retention (snapshots.schedule,
 			// snapshots.retention); replicas skip a tick another just took.
