@@ -154,6 +154,9 @@ func TestAlertAndDashboardMetricsAreExported(t *testing.T) {
 			"--set", "redis.addrs=" + redis,
 			"--set", "redis.budgetReadyKey=" + testenv.Name("cr:test:ready:"),
 			"--set", "gateway.spoolDir=" + t.TempDir(),
+			// The per-agent spend gauges the dashboard shows are read again
+			// every second, so the scrape below sees the requests' spend.
+			"--set", "aggregator.spendGaugeInterval=1s",
 			"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--mock-listen", "127.0.0.1:0",
 			"--kafka-port", "0", "--state-dir", t.TempDir(),
 		}, &out, &errOut)
