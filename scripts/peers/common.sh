@@ -9,6 +9,7 @@ HZ=$(getconf CLK_TCK)
 
 cleanup() {
 	local p
+	[ -n "${SERVICES_PINNED:-}" ] && pin_services "0-$(($(nproc) - 1))"
 	for p in "${PIDS[@]:-}"; do
 		[ -n "$p" ] && kill "$p" 2>/dev/null || true
 	done
@@ -20,6 +21,21 @@ cleanup() {
 trap cleanup EXIT
 
 log() { echo "peers: $*" >&2; }
+
+# pin_services CPUS: sets the CPU affinity of the shared services (Kafka,
+# PostgreSQL and its backends, Redis, PgBouncer) and all their threads, so that
+# during a run the measured core carries only the process under test (the
+# gateway's own Kafka produce would otherwise wake the broker there); cleanup
+# gives them every CPU back.
+pin_services() {
+	local p c
+	for p in $(pgrep -f 'kafka\.Kafka|postgres -D|redis-server|pgbouncer' || true); do
+		for c in "$p" $(pgrep -P "$p" || true); do
+			taskset -a -p -c "$1" "$c" >/dev/null 2>&1 || true
+		done
+	done
+	SERVICES_PINNED=1
+}
 
 # build compiles the binaries the runs need.
 build() {

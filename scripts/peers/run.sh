@@ -27,6 +27,8 @@ RESULTS=$WORK/results.tsv
 
 install_peers
 build
+# The services on core 0 with the load generator (PEERS_PIN_SERVICES=0: leave them).
+[ "${PEERS_PIN_SERVICES:-1}" = 1 ] && pin_services 0
 certs
 body
 gateway_env
