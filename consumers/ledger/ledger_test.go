@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -382,15 +383,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			// Tamper inside a transaction, verify through it, roll back.
-			tx, err := f.pool.Begin(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer tx.Rollback(ctx) //nolint:errcheck
-			if tag, err := tx.Exec(ctx, tc.sql); err != nil || tag.RowsAffected() == 0 {
-				t.Fatalf("tampering changed nothing: %v %v", tag, err)
-			}
+			tx := tamper(t, f.pool, tc.sql)
 			before := VerificationFailures.Get()
 			rep, err := Verify(ctx, tx, f.verifier, 0, -1, nil)
 			if err != nil {
@@ -434,14 +427,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 	for _, tc := range ranges {
 		t.Run("range/"+tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			tx, err := f.pool.Begin(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer tx.Rollback(ctx) //nolint:errcheck
-			if tag, err := tx.Exec(ctx, tc.sql); err != nil || tag.RowsAffected() == 0 {
-				t.Fatalf("tampering changed nothing: %v %v", tag, err)
-			}
+			tx := tamper(t, f.pool, tc.sql)
 			before := VerificationFailures.Get()
 			rep, err := Verify(ctx, tx, f.verifier, tc.from, tc.to, nil)
 			if err != nil {
@@ -465,4 +451,20 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tamper runs sql in a transaction that the test rolls back at its end and
+// returns it, for verifying through it; sql must change some row.
+func tamper(t *testing.T, pool *pgxpool.Pool, sql string) pgx.Tx {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Rollback(ctx) }) //nolint:errcheck
+	if tag, err := tx.Exec(ctx, sql); err != nil || tag.RowsAffected() == 0 {
+		t.Fatalf("tampering changed nothing: %v %v", tag, err)
+	}
+	return tx
 }

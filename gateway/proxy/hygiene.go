@@ -233,7 +233,9 @@ func (h *Hygiene) setForwarded(hdr *fasthttp.RequestHeader, peer net.IP, isTLS b
 }
 
 // CleanResponse removes hop-by-hop headers and those named in Connection from an
-// upstream response header before it is copied to the client.
+// upstream response header before it is copied to the client. Its loop is
+// CleanRequest's first half, written for the other header type: behind an
+// interface, the Connection tokens' scratch buffer would escape to the heap.
 func CleanResponse(hdr *fasthttp.ResponseHeader) {
 	m := allPresent
 	if len(hdr.PeekTrailerKeys()) == 0 {

@@ -22,8 +22,14 @@ func BenchmarkCleanRequest(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var src, req fasthttp.Request
+	var src fasthttp.Request
 	parseDirty(b, &src, false)
+	benchClean(b, h, &src)
+}
+
+// benchClean copies src's header into a pooled request and cleans it.
+func benchClean(b *testing.B, h *Hygiene, src *fasthttp.Request) {
+	var req fasthttp.Request
 	peer := net.ParseIP("127.0.0.1").To4()
 	name, value := []byte("Authorization"), []byte("Bearer upstream-key")
 	b.ReportAllocs()
@@ -152,18 +158,11 @@ func BenchmarkCleanRequestTypical(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var src, req fasthttp.Request
+	var src fasthttp.Request
 	raw := "POST /openai/v1/chat/completions HTTP/1.1\r\nHost: gw.example\r\nUser-Agent: OpenAI/Python 1.0\r\n" +
 		"Accept: application/json\r\nAuthorization: Bearer agent-key\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 	if err := src.Read(bufioReader(raw)); err != nil {
 		b.Fatal(err)
 	}
-	peer := net.ParseIP("127.0.0.1").To4()
-	name, value := []byte("Authorization"), []byte("Bearer upstream-key")
-	b.ReportAllocs()
-	for b.Loop() {
-		src.Header.CopyTo(&req.Header)
-		h.CleanRequest(&req, peer, true, name, value)
-	}
-	sinkInt += req.Header.Len()
+	benchClean(b, h, &src)
 }
