@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/caracal-gw/caracal/internal/config"
@@ -53,24 +52,7 @@ func TestSealerOptionsFromConfig(t *testing.T) {
 func TestConsumeLedgerCheckpointsFromConfig(t *testing.T) {
 	t.Parallel()
 	url := testenv.PGURL(t)
-	brokers := testenv.KafkaBrokers(t)
-	topic, dlq := testenv.Name("caracal-t-metering-"), testenv.Name("caracal-t-dlq-")
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	adm := kadm.NewClient(cl)
-	defer func() {
-		if _, err := adm.DeleteTopics(context.Background(), topic, dlq); err != nil {
-			t.Logf("cannot delete test topics: %v", err)
-		}
-		cl.Close()
-	}()
-	if _, err := adm.CreateTopics(ctx, 1, 1, nil, topic, dlq); err != nil {
-		t.Fatal(err)
-	}
+	ctx, cl, brokers, topic, dlq := meteringTopics(t, 1)
 	dir := t.TempDir()
 	mustCLI(t, url, "merkle", "keygen", "--name", "caracal-ledger", "--out-dir", dir)
 	var agent store.AgentRow

@@ -27,24 +27,7 @@ import (
 func TestConsumeLedgerThenVerifyProveAndSummarise(t *testing.T) {
 	t.Parallel()
 	url := testenv.PGURL(t)
-	brokers := testenv.KafkaBrokers(t)
-	topic, dlq := testenv.Name("caracal-t-metering-"), testenv.Name("caracal-t-dlq-")
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	adm := kadm.NewClient(cl)
-	defer func() {
-		if _, err := adm.DeleteTopics(context.Background(), topic, dlq); err != nil {
-			t.Logf("cannot delete test topics: %v", err)
-		}
-		cl.Close()
-	}()
-	if _, err := adm.CreateTopics(ctx, 2, 1, nil, topic, dlq); err != nil {
-		t.Fatal(err)
-	}
+	ctx, cl, brokers, topic, dlq := meteringTopics(t, 2)
 	dir := t.TempDir()
 	mustCLI(t, url, "merkle", "keygen", "--name", "caracal-ledger", "--out-dir", dir)
 	skey, pub := filepath.Join(dir, "caracal-ledger.key"), filepath.Join(dir, "caracal-ledger.pub")
@@ -223,4 +206,30 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// meteringTopics creates a metering and a DLQ topic with partitions
+// partitions on the test broker, deleted when the test ends, and returns a
+// client that picks partitions by hand and a context of 90 s.
+func meteringTopics(t *testing.T, partitions int32) (ctx context.Context, cl *kgo.Client, brokers []string, topic, dlq string) {
+	t.Helper()
+	brokers = testenv.KafkaBrokers(t)
+	topic, dlq = testenv.Name("caracal-t-metering-"), testenv.Name("caracal-t-dlq-")
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	adm := kadm.NewClient(cl)
+	t.Cleanup(func() {
+		cancel()
+		if _, err := adm.DeleteTopics(context.Background(), topic, dlq); err != nil {
+			t.Logf("cannot delete test topics: %v", err)
+		}
+		cl.Close()
+	})
+	if _, err := adm.CreateTopics(ctx, partitions, 1, nil, topic, dlq); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, cl, brokers, topic, dlq
 }
