@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
 	"github.com/caracal-gw/caracal/internal/store"
@@ -18,7 +20,7 @@ func newDBCmd(a *app) *cobra.Command {
 		Short: "Apply every pending migration (a no-op when none is pending)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pool, err := a.db(cmd.Context())
+			pool, err := a.migrationDB(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -41,7 +43,7 @@ func newDBCmd(a *app) *cobra.Command {
 		Short: "Undo the latest migrations (--steps, default 1)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pool, err := a.db(cmd.Context())
+			pool, err := a.migrationDB(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -64,7 +66,7 @@ func newDBCmd(a *app) *cobra.Command {
 		Short: "List migrations and when each was applied",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pool, err := a.db(cmd.Context())
+			pool, err := a.migrationDB(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -96,4 +98,26 @@ func newDBCmd(a *app) *cobra.Command {
 	mig.AddCommand(up, down, status)
 	db.AddCommand(mig)
 	return db
+}
+
+// migrationDB opens the pool the migrate commands use: behind PgBouncer
+// (database.pgbouncer with database.directURL) the direct connection, since
+// the migration lock is a session-level advisory lock that transaction
+// pooling would hand to whichever server connection is free.
+func (a *app) migrationDB(ctx context.Context) (*pgxpool.Pool, error) {
+	c, err := a.config()
+	if err != nil {
+		return nil, err
+	}
+	if !c.Database.PgBouncer || c.Database.DirectURL == "" || a.pool != nil {
+		return a.db(ctx)
+	}
+	d := *c
+	d.Database.URL, d.Database.PgBouncer = c.Database.DirectURL, false
+	p, err := store.Open(ctx, &d)
+	if err != nil {
+		return nil, fmt.Errorf("database.directURL: %w", err)
+	}
+	a.pool = p
+	return p, nil
 }

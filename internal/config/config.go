@@ -380,24 +380,29 @@ func cleanYAMLError(err error) error {
 }
 
 func (c *Config) resolveSecrets() error {
-	if c.dbPassword != "" {
-		u, err := withPassword(c.Database.URL, c.dbPassword)
+	pw, from := c.dbPassword, "CARACAL_DATABASE_PASSWORD"
+	c.dbPassword = ""
+	if c.Database.PasswordFile != "" { // the file wins over the environment
+		b, err := os.ReadFile(c.Database.PasswordFile)
 		if err != nil {
-			return fmt.Errorf("CARACAL_DATABASE_PASSWORD: %w", err)
+			return fmt.Errorf("database.passwordFile: %w", err)
 		}
-		c.Database.URL, c.dbPassword = u, ""
+		pw, from = strings.TrimSpace(string(b)), "database.passwordFile"
 	}
-	if c.Database.PasswordFile == "" {
+	if pw == "" {
 		return nil
 	}
-	pw, err := os.ReadFile(c.Database.PasswordFile)
+	// The password goes into both URLs: the direct one (LISTEN, migrations
+	// behind PgBouncer) reaches the same database as the same user.
+	u, err := withPassword(c.Database.URL, pw)
 	if err != nil {
-		return fmt.Errorf("database.passwordFile: %w", err)
-	}
-	u, err := withPassword(c.Database.URL, strings.TrimSpace(string(pw)))
-	if err != nil {
-		return fmt.Errorf("database.url: %w", err)
+		return fmt.Errorf("%s: database.url: %w", from, err)
 	}
 	c.Database.URL = u
+	if c.Database.DirectURL != "" {
+		if c.Database.DirectURL, err = withPassword(c.Database.DirectURL, pw); err != nil {
+			return fmt.Errorf("%s: database.directURL: %w", from, err)
+		}
+	}
 	return nil
 }

@@ -182,6 +182,35 @@ func TestDatabasePasswordAppliedLast(t *testing.T) {
 	}
 }
 
+// TestDatabasePasswordInBothURLs: the password (environment or file, the
+// file winning) goes into database.directURL as well, which LISTEN and the
+// migrations behind PgBouncer use.
+func TestDatabasePasswordInBothURLs(t *testing.T) {
+	set := []string{"database.url=postgres://app@pgbouncer:6432/x", "database.pgbouncer=true", "database.directURL=postgres://app@db:5432/x"}
+	c, err := Load("", []string{"CARACAL_DATABASE_PASSWORD=pw1"}, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(c.Database.URL, "app:pw1@pgbouncer") || !strings.Contains(c.Database.DirectURL, "app:pw1@db") {
+		t.Fatalf("url %s, directURL %s: want the password in both", c.Database.URL, c.Database.DirectURL)
+	}
+	file := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(file, []byte("pw2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err = Load("", []string{"CARACAL_DATABASE_PASSWORD=pw1"}, append(set, "database.passwordFile="+file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(c.Database.URL, "app:pw2@pgbouncer") || !strings.Contains(c.Database.DirectURL, "app:pw2@db") {
+		t.Fatalf("url %s, directURL %s: want the file's password in both", c.Database.URL, c.Database.DirectURL)
+	}
+	if _, err := Load("", []string{"CARACAL_DATABASE_PASSWORD=pw1"}, []string{"database.directURL=host=db user=app"}); err == nil ||
+		!strings.Contains(err.Error(), "database.directURL") {
+		t.Fatalf("a keyword/value directURL with a password to add: %v, want an error naming database.directURL", err)
+	}
+}
+
 // TestPprofAllowedWhenGuarded: pprof is fine on loopback, or anywhere with
 // an admin token.
 func TestPprofAllowedWhenGuarded(t *testing.T) {
