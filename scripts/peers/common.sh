@@ -122,6 +122,11 @@ body() {
 	printf '%s' '{"model":"gpt-bench","max_tokens":16,"messages":[{"role":"user","content":"hello there"}]}' >"$WORK/body.json"
 }
 
+# admin_metric NAME: a counter's value on the gateway's admin listener.
+admin_metric() {
+	curl -s "http://$CARACAL_GATEWAY_ADMIN_LISTEN/metrics" | awk -v k="$1" '$1 == k { v = $2 } END { print v + 0 }'
+}
+
 # gateway_env points bin/caracal at the local services with the bench's own
 # topics (replication 1: a single local broker) and listeners.
 gateway_env() {

@@ -47,7 +47,14 @@ measure() {
 	p0=$(proc_ticks "$LAST_PID")
 	u0=$(proc_uticks "$LAST_PID")
 	x0=$(proc_ctxsw "$LAST_PID")
+	local rt0=""
+	[[ $name == gateway* ]] && rt0=$(admin_metric caracal_budget_redis_round_trips_total)
 	load "$url" "$RATE" "$DUR" "$CONNS" "$@" >"$WORK/$name-$mode.json"
+	if [ -n "$rt0" ]; then
+		# Redis round trips per request in steady state (the lease's goal: <= 0.05).
+		python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print("%s %s round %s: %d Redis round trips for %d requests, %.5f per request" % (sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), s["ok"], int(sys.argv[5]) / max(s["ok"], 1)))' \
+			"$WORK/$name-$mode.json" "$name" "$mode" "${ROUND:-1}" $(($(admin_metric caracal_budget_redis_round_trips_total) - rt0)) >>"$WORK/rtt.txt"
+	fi
 	c1=$(core_ticks 1)
 	p1=$(proc_ticks "$LAST_PID")
 	u1=$(proc_uticks "$LAST_PID")
@@ -153,4 +160,5 @@ for k in order:
     print(f"{k[0]:<13} {k[1]:<5} {ok:>8} {err:>5} {med(k, 4):>12.1f} {med(k, 5):>11.1f} {med(k, 11):>11.1f} {med(k, 9):>9.2f} {ratio(k, 'haproxy'):>17} {ratio(k, 'nginx'):>17} {ratio(k, 'minproxy'):>17}"
           + (f" {ratio(k, 'gateway-base'):>17}" if base else "") + f" {med(k, 8):>8.0f}")
 PY
+	[ -f "$WORK/rtt.txt" ] && sed 's/^/# /' "$WORK/rtt.txt"
 } | tee "$OUT"
