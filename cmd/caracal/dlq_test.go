@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -102,6 +103,7 @@ func TestDLQReplay(t *testing.T) {
 	recs := []*kgo.Record{
 		{Partition: 0, Key: key, Value: valid, Headers: dlqHeaders(metering, 1, 7, "ledger", rejected)},
 		{Partition: 0, Key: key, Value: valid, Headers: dlqHeaders(metering, 1, 7, "metrics", rejected)},
+		{Partition: 0, Key: key, Value: valid, Headers: dlqHeaders(metering, 1, 7, "ledger", rejected)},
 		{Partition: 1, Value: []byte(`{"v":1,"id":"nope"}`), Headers: dlqHeaders(metering, 2, 9, "ledger", "invalid metering event: bad id")},
 		{Partition: 2, Value: []byte(`{}`), Headers: dlqHeaders("someone.elses.topic", 0, 3, "ledger", "x")},
 	}
@@ -140,8 +142,13 @@ func TestDLQReplay(t *testing.T) {
 		!strings.Contains(l, "source="+metering+"/1@7") || !strings.Contains(l, rejected) {
 		t.Fatalf("dry run, valid event: %q", l)
 	}
-	if l := lineOf(out, "0@1 "); !strings.Contains(l, " duplicate ") {
-		t.Fatalf("dry run, the second copy: %q", l)
+	// Each consumer's copy is replayed for it; a second copy from the same
+	// consumer is a duplicate.
+	if l := lineOf(out, "0@1 "); !strings.Contains(l, " replay ") || !strings.Contains(l, "consumer=metrics") {
+		t.Fatalf("dry run, the metrics consumer's copy: %q", l)
+	}
+	if l := lineOf(out, "0@2 "); !strings.Contains(l, " duplicate ") {
+		t.Fatalf("dry run, the ledger's second copy: %q", l)
 	}
 	if l := lineOf(out, "1@0 "); !strings.Contains(l, " replay ") || !strings.Contains(l, "undecodable") {
 		t.Fatalf("dry run, garbage: %q", l)
@@ -184,8 +191,8 @@ func TestDLQReplay(t *testing.T) {
 	if l := lineOf(out, "1@0 "); !strings.Contains(l, " replay ") {
 		t.Fatalf("replay, garbage: %q", l)
 	}
-	if n := endSum(metering); n != 2 {
-		t.Fatalf("metering topic holds %d records after the replay, want 2 (the event once, the garbage)", n)
+	if n := endSum(metering); n != 3 {
+		t.Fatalf("metering topic holds %d records after the replay, want 3 (the event for the ledger and for the metrics consumer, the garbage)", n)
 	}
 	dlqBefore := int64(len(recs))
 	// The ledger stores the event once; the garbage comes back to the DLQ.
@@ -205,6 +212,10 @@ func TestDLQReplay(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM ledger`).Scan(&all); err != nil || all != 1 {
 		t.Fatalf("ledger holds %d rows (%v), want 1", all, err)
 	}
+	// The copy replayed for the metrics consumer was not the ledger's.
+	if n := metrics.GetOrCreateCounter(`caracal_consumer_replays_skipped_total{consumer="ledger"}`).Get(); n != 1 {
+		t.Fatalf("the ledger runner skipped %d replays addressed to another consumer, want 1", n)
+	}
 	// The returned garbage keeps the original headers and the replay mark.
 	back := readAll(t, brokers, cfg.Kafka.Topics.DLQ, int(dlqBefore+1))
 	var returned *kgo.Record
@@ -219,8 +230,8 @@ func TestDLQReplay(t *testing.T) {
 
 	// A second run replays nothing: the metering topic does not move.
 	out, errOut := replay()
-	if n := endSum(metering); n != 2 {
-		t.Fatalf("the second replay produced: metering topic holds %d records, want 2\n%s", n, out)
+	if n := endSum(metering); n != 3 {
+		t.Fatalf("the second replay produced: metering topic holds %d records, want 3\n%s", n, out)
 	}
 	if strings.Count(out, " replay ") != 0 || !strings.Contains(out, " returned ") || !strings.Contains(errOut, "replayed 0;") {
 		t.Fatalf("second replay:\n%s%s", out, errOut)

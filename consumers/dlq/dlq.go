@@ -9,7 +9,10 @@
 // Caracal's topics (metering, decisions, audit; anything else is refused and
 // reported), with acks=all and the idempotent producer, and adds the header
 // caracal-dlq-replayed so a record that is rejected again and comes back to
-// the DLQ is not replayed a second time (unless Force).
+// the DLQ is not replayed a second time (unless Force), and caracal-dlq-for
+// naming the consumer that rejected it: only that consumer takes the replay
+// (the others of the topic took the original), so no consumer counts an
+// event twice. Each consumer's copy is replayed for it.
 //
 // Progress is kept per source topic in consumer groups of its own on the
 // DLQ topic (<groupPrefix>-dlq-replay-metering, -decisions, -audit),
@@ -50,8 +53,8 @@ const (
 	// Done: an earlier run already replayed it (below the source topic's
 	// committed offset); not listed in the report.
 	Done Action = "done"
-	// Duplicate: another DLQ copy of the same source record (each consumer
-	// of a topic sends its own) was replayed in this run.
+	// Duplicate: another DLQ copy of the same source record from the same
+	// consumer was replayed in this run.
 	Duplicate Action = "duplicate"
 	// Refused: the source topic is missing or not one of Caracal's topics.
 	Refused Action = "refused"
@@ -473,7 +476,10 @@ func (r *replayer) inspect(rec *kgo.Record) Record {
 		d.Action = Done
 		return d
 	}
-	src := d.SourceTopic + "/" + strconv.Itoa(int(d.SourcePartition)) + "@" + strconv.FormatInt(d.SourceOffset, 10)
+	// Each consumer that rejected a record sent its own copy; each copy is
+	// replayed for its consumer (runner.HeaderReplayFor), so a duplicate is
+	// a second copy from the same consumer.
+	src := d.SourceTopic + "/" + strconv.Itoa(int(d.SourcePartition)) + "@" + strconv.FormatInt(d.SourceOffset, 10) + "#" + d.Consumer
 	switch {
 	case d.SourceOffset >= 0 && r.seen[src]:
 		d.Action = Duplicate
@@ -512,11 +518,16 @@ func replayRecord(rec *kgo.Record, d Record) *kgo.Record {
 	h := make([]kgo.RecordHeader, 0, len(rec.Headers))
 	for _, x := range rec.Headers {
 		switch x.Key {
-		case runner.HeaderTopic, runner.HeaderPartition, runner.HeaderOffset, runner.HeaderError, runner.HeaderConsumer, HeaderReplayed:
+		case runner.HeaderTopic, runner.HeaderPartition, runner.HeaderOffset, runner.HeaderError, runner.HeaderConsumer, HeaderReplayed, runner.HeaderReplayFor:
 			continue
 		}
 		h = append(h, x)
 	}
 	h = append(h, kgo.RecordHeader{Key: HeaderReplayed, Value: strconv.AppendInt(nil, int64(d.Replays+1), 10)})
+	if d.Consumer != "" {
+		// Only the consumer that rejected it takes it: the others already
+		// counted the original.
+		h = append(h, kgo.RecordHeader{Key: runner.HeaderReplayFor, Value: []byte(d.Consumer)})
+	}
 	return &kgo.Record{Topic: d.SourceTopic, Key: rec.Key, Value: rec.Value, Headers: h}
 }

@@ -2,7 +2,9 @@ package dlq
 
 import (
 	"context"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -179,5 +181,44 @@ func TestReplayRefusesAndReturns(t *testing.T) {
 	}
 	if len(out) != 2 || !counts["1"] || !counts["2"] {
 		t.Fatalf("replayed records %d, replay counts %v", len(out), counts)
+	}
+}
+
+// TestReplayIsForTheRejectingConsumer: each consumer's DLQ copy of a record
+// is replayed once, addressed to that consumer (runner.HeaderReplayFor),
+// without the DLQ headers; a second copy from the same consumer is a
+// duplicate.
+func TestReplayIsForTheRejectingConsumer(t *testing.T) {
+	f := newFixture(t)
+	m := f.cfg.Kafka.Topics.Metering
+	v := f.metering()
+	by := func(consumer string) *kgo.Record {
+		r := f.rejected(0, m, 7, v)
+		for i := range r.Headers {
+			if r.Headers[i].Key == runner.HeaderConsumer {
+				r.Headers[i].Value = []byte(consumer)
+			}
+		}
+		return r
+	}
+	ctest.Produce(t, f.cl, by("ledger"), by("metrics"), by("ledger"))
+	rep, _ := f.replay(Options{})
+	if rep.Replayed != 2 || rep.Duplicates != 1 {
+		t.Fatalf("replayed %d, duplicates %d; want 2 and 1", rep.Replayed, rep.Duplicates)
+	}
+	var fors []string
+	for _, r := range testenv.ReadTopic(t, f.cfg.Kafka.Brokers, m) {
+		for _, h := range r.Headers {
+			switch h.Key {
+			case runner.HeaderReplayFor:
+				fors = append(fors, string(h.Value))
+			case runner.HeaderConsumer, runner.HeaderTopic, runner.HeaderError:
+				t.Errorf("replayed record carries the DLQ header %s", h.Key)
+			}
+		}
+	}
+	slices.Sort(fors)
+	if strings.Join(fors, ",") != "ledger,metrics" {
+		t.Fatalf("replays addressed to %v, want ledger and metrics", fors)
 	}
 }

@@ -13,7 +13,23 @@ const (
 	HeaderOffset    = "caracal-source-offset"
 	HeaderError     = "caracal-error"
 	HeaderConsumer  = "caracal-consumer"
+	// HeaderReplayFor names the consumer a record replayed from the DLQ is
+	// for (`caracal dlq replay` sets it to the consumer that rejected the
+	// record): the other consumers of the topic already took the original
+	// and skip the replay, so none counts an event twice.
+	HeaderReplayFor = "caracal-dlq-for"
 )
+
+// replayForOther reports whether rec is a DLQ replay addressed to another
+// consumer than name.
+func replayForOther(rec *kgo.Record, name string) bool {
+	for _, h := range rec.Headers {
+		if h.Key == HeaderReplayFor {
+			return string(h.Value) != name
+		}
+	}
+	return false
+}
 
 // dlqRecord copies rec for the DLQ topic with the source and the error in
 // its headers; the key and value are kept byte for byte.

@@ -191,8 +191,8 @@ type Runner struct {
 	// refresh.
 	assigned map[string]map[int32]bool
 
-	records, batches, dlq, failures *metrics.Counter
-	batchSeconds                    *metrics.Summary
+	records, batches, dlq, failures, replaysSkipped *metrics.Counter
+	batchSeconds                                    *metrics.Summary
 }
 
 // New builds a Runner from the configuration's Kafka settings.
@@ -206,6 +206,7 @@ func New(cfg *config.Config, h Handler, opts Options) (*Runner, error) {
 	r.records = metrics.GetOrCreateCounter("caracal_consumer_records_total" + label)
 	r.batches = metrics.GetOrCreateCounter("caracal_consumer_batches_total" + label)
 	r.dlq = metrics.GetOrCreateCounter("caracal_consumer_dlq_total" + label)
+	r.replaysSkipped = metrics.GetOrCreateCounter("caracal_consumer_replays_skipped_total" + label)
 	r.failures = metrics.GetOrCreateCounter("caracal_consumer_batch_failures_total" + label)
 	r.batchSeconds = metrics.GetOrCreateSummary("caracal_consumer_batch_seconds" + label)
 	metrics.GetOrCreateGauge("caracal_consumer_healthy"+label, func() float64 {
@@ -465,6 +466,10 @@ func (r *Runner) add(p *prep, fetches kgo.Fetches) int {
 	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 		p.hwm[lagKey(fp.Topic, fp.Partition)] = fp.HighWatermark
 		for _, rec := range fp.Records {
+			if len(rec.Headers) > 0 && replayForOther(rec, r.opts.Name) {
+				r.replaysSkipped.Inc()
+				continue
+			}
 			if err := p.h.Decode(rec); err != nil {
 				p.rejects = append(p.rejects, dlqRecord(r.opts, rec, err))
 				continue

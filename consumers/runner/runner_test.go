@@ -768,3 +768,46 @@ func TestShutdownFinishesTheBatchInFlight(t *testing.T) {
 		})
 	}
 }
+
+// seenHandler records the values it decodes and stores nothing.
+type seenHandler struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (h *seenHandler) Begin() {}
+func (h *seenHandler) Decode(r *kgo.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.seen = append(h.seen, string(r.Value))
+	return nil
+}
+func (h *seenHandler) Stored(context.Context, map[string][]int32) (runner.Offsets, error) {
+	return nil, nil
+}
+func (h *seenHandler) HandleBatch(context.Context, *runner.Batch) error { return nil }
+
+// TestReplayForAnotherConsumerIsSkipped: a record `caracal dlq replay`
+// addressed to another consumer (runner.HeaderReplayFor) is not handed to
+// the handler, yet its partition moves past it; one addressed to this
+// consumer, or not addressed, is handled.
+func TestReplayForAnotherConsumerIsSkipped(t *testing.T) {
+	f := newFixture(t)
+	for_ := func(v, name string) *kgo.Record {
+		r := &kgo.Record{Topic: f.topic, Partition: 0, Value: []byte(v)}
+		if name != "" {
+			r.Headers = []kgo.RecordHeader{{Key: "x-other", Value: []byte("1")}, {Key: runner.HeaderReplayFor, Value: []byte(name)}}
+		}
+		return r
+	}
+	ctest.Produce(t, f.cl, for_("plain-1", ""), for_("mine-1", "test"), for_("theirs-1", "ledger"),
+		for_("plain-2", ""), for_("theirs-2", "metrics"), for_("mine-2", "test"))
+	h := &seenHandler{}
+	f.start(t, h, runner.Options{})
+	waitFor(t, "the partition committed past all 6 records", func() bool { return f.committed(t)[0] == 6 })
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if got, want := strings.Join(h.seen, ","), "plain-1,mine-1,plain-2,mine-2"; got != want {
+		t.Fatalf("handled %s, want %s", got, want)
+	}
+}
