@@ -494,6 +494,17 @@ func (s *stack) postWith(t *testing.T, path string, body io.Reader, hdr map[stri
 }
 
 // waitTables waits (bounded) until the gateway's route table has route name.
+// waitNotified waits (10 s at most) until the gateway has applied a control
+// notification after the count applied (s.rg.listenerApplied() before the change).
+func (s *stack) waitNotified(t *testing.T, applied int64, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); s.rg.listenerApplied() == applied; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal(what + " never arrived")
+		}
+	}
+}
+
 func (s *stack) waitTables(t *testing.T, name string) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {

@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -27,22 +25,10 @@ func TestFailOpenRouteForwardsWhenSpoolFull(t *testing.T) {
 		CredentialRef: "env:CARACAL_TEST_UPSTREAM_KEY", Provider: "openai", Pricing: "tokens", StripPrefix: true, FailOpen: true}); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); s.rg.listenerApplied() == applied; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the route notification never arrived")
-		}
-	}
+	s.waitNotified(t, applied, "the route notification")
 	setMaxMessageBytes(t, s.brokers, s.topic, "64", 512, true)
 	post := func(path string) (int, string) {
-		req, _ := http.NewRequest("POST", s.base+path, strings.NewReader(chatBody))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+s.key)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		resp, body := s.post(t, path, s.key, chatBody)
 		return resp.StatusCode, string(body)
 	}
 	failedBefore := s.metric(t, `caracal_producer_records_total{result="failed"}`)

@@ -2,12 +2,9 @@ package gateway
 
 import (
 	"context"
-	"io"
 	"net"
-	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/caracal-gw/caracal/internal/store"
 )
@@ -30,23 +27,12 @@ func TestHighErrorRateProcedure(t *testing.T) {
 		CredentialRef: "env:CARACAL_TEST_UPSTREAM_KEY", Provider: "openai", Pricing: "tokens", StripPrefix: true}); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); s.rg.listenerApplied() == applied; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the route notification never arrived")
-		}
-	}
+	s.waitNotified(t, applied, "the route notification")
 	errorsBefore := s.metric(t, `caracal_requests_total{status="error"}`)
 	upstreamBefore := s.metric(t, `caracal_decisions_total{reason="upstream_error"}`)
 	const n = 5
 	for i := 0; i < n; i++ {
-		req, _ := http.NewRequest("POST", s.base+"/down/chat/completions", strings.NewReader(chatBody))
-		req.Header.Set("Authorization", "Bearer "+s.key)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		resp, body := s.post(t, "/down/chat/completions", s.key, chatBody)
 		if resp.StatusCode != 502 || !strings.Contains(string(body), `"upstream_error"`) {
 			t.Fatalf("request %d to a dead upstream: %d %s, want 502 upstream_error", i, resp.StatusCode, body)
 		}

@@ -43,11 +43,7 @@ func TestGatewayJWKSRefreshedOnSchedule(t *testing.T) {
 		Audiences: []string{testJWTAudience}, JWKSURL: idp.URL + "/jwks.json", AgentClaim: "sub"}); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); s.rg.listenerApplied() == applied; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the issuer notification never arrived")
-		}
-	}
+	s.waitNotified(t, applied, "the issuer notification")
 	tokA := signJWTKid(t, privA, "key-a", s.bot, time.Now().Add(time.Hour))
 	tokB := signJWTKid(t, privB, "key-b", s.bot, time.Now().Add(time.Hour))
 	s.waitJWTAccepted(t, tokA)

@@ -81,11 +81,7 @@ func TestGatewayJWTCacheKeepsPolicyAndIssuerChecks(t *testing.T) {
 		if err := f(); err != nil {
 			t.Fatalf("%s: %v", step, err)
 		}
-		for deadline := time.Now().Add(10 * time.Second); s.rg.listenerApplied() == applied; time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: the change notification never arrived", step)
-			}
-		}
+		s.waitNotified(t, applied, step+": the change notification")
 	}
 	setActive := func(agent string, active bool) func() error {
 		return func() error { _, err := store.SetAgentStatus(ctx, s.db, agent, active); return err }
@@ -124,11 +120,7 @@ func (s *stack) addJWTIssuer(t *testing.T, pub ed25519.PublicKey) {
 		Audiences: []string{testJWTAudience}, PublicKeysPEM: pemOf(t, pub), AgentClaim: "sub"}); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); s.rg.listenerApplied() == applied; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the issuer notification never arrived")
-		}
-	}
+	s.waitNotified(t, applied, "the issuer notification")
 }
 
 // waitJWTAccepted sends tok until it is accepted (bounded).

@@ -217,7 +217,7 @@ func TestDLQReplay(t *testing.T) {
 		t.Fatalf("the ledger runner skipped %d replays addressed to another consumer, want 1", n)
 	}
 	// The returned garbage keeps the original headers and the replay mark.
-	back := readAll(t, brokers, cfg.Kafka.Topics.DLQ, int(dlqBefore+1))
+	back := testenv.ReadTopic(t, brokers, cfg.Kafka.Topics.DLQ)
 	var returned *kgo.Record
 	for _, x := range back {
 		if string(x.Value) == `{"v":1,"id":"nope"}` && hdr(x, dlq.HeaderReplayed) == "1" {
@@ -248,24 +248,4 @@ func hdr(r *kgo.Record, k string) string {
 		}
 	}
 	return ""
-}
-
-// readAll reads n records of topic from the start (bounded wait).
-func readAll(t *testing.T, brokers []string, topic string, n int) []*kgo.Record {
-	t.Helper()
-	c, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var out []*kgo.Record
-	for len(out) < n && ctx.Err() == nil {
-		out = append(out, c.PollFetches(ctx).Records()...)
-	}
-	if len(out) < n {
-		t.Fatalf("%s: %d records, want %d", topic, len(out), n)
-	}
-	return out
 }

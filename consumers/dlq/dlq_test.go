@@ -157,17 +157,7 @@ func TestReplayRefusesAndReturns(t *testing.T) {
 		t.Fatalf("--force: %+v, metering %d", rep, f.ends(m))
 	}
 	// The returned record carries the replay count.
-	c, err := kgo.NewClient(kgo.SeedBrokers(f.cfg.Kafka.Brokers...), kgo.ConsumeTopics(m), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var out []*kgo.Record
-	for len(out) < 2 && ctx.Err() == nil {
-		out = append(out, c.PollFetches(ctx).Records()...)
-	}
+	out := testenv.ReadTopic(t, f.cfg.Kafka.Brokers, m)
 	counts := map[string]bool{}
 	for _, r := range out {
 		for _, h := range r.Headers {

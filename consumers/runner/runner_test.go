@@ -237,6 +237,25 @@ func (f *fixture) start(t *testing.T, h runner.Handler, opts runner.Options) (st
 	return stop
 }
 
+// notCommittedAhead is a memHandler check: Kafka's committed offsets never
+// run ahead of the stored ones (counted in s.committedAhead, each a problem).
+func (f *fixture) notCommittedAhead(t *testing.T, s *memStore) func() {
+	return func() {
+		s.mu.Lock()
+		stored := map[int32]int64{}
+		for p, o := range s.next {
+			stored[p] = o
+		}
+		s.mu.Unlock()
+		for p, c := range f.committed(t) {
+			if c > stored[p] {
+				s.committedAhead.Add(1)
+				s.problem("partition %d committed to Kafka at %d before it was stored (stored up to %d)", p, c, stored[p])
+			}
+		}
+	}
+}
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(60 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
@@ -299,20 +318,7 @@ func TestPipelinedStoresInOrderAndCommitsOnlyStored(t *testing.T) {
 	f.produce(t, n)
 	s := newMemStore()
 	h := &memHandler{s: s, member: "a", waitDecode: true, forks: new(atomic.Int32)}
-	h.check = func() {
-		s.mu.Lock()
-		stored := map[int32]int64{}
-		for p, o := range s.next {
-			stored[p] = o
-		}
-		s.mu.Unlock()
-		for p, c := range f.committed(t) {
-			if c > stored[p] {
-				s.committedAhead.Add(1)
-				s.problem("partition %d committed to Kafka at %d before it was stored (stored up to %d)", p, c, stored[p])
-			}
-		}
-	}
+	h.check = f.notCommittedAhead(t, s)
 	f.start(t, h, runner.Options{MaxPollRecords: 40})
 	waitFor(t, "every record stored and committed", func() bool {
 		if s.total() < n {
@@ -589,19 +595,7 @@ func TestBatchesSpanPolls(t *testing.T) {
 			s := newMemStore()
 			s.pollMax = 40
 			mh := &memHandler{s: s, member: "a", slow: 5 * time.Millisecond, forks: new(atomic.Int32)}
-			mh.check = func() {
-				s.mu.Lock()
-				stored := map[int32]int64{}
-				for p, o := range s.next {
-					stored[p] = o
-				}
-				s.mu.Unlock()
-				for p, c := range f.committed(t) {
-					if c > stored[p] {
-						s.problem("partition %d committed to Kafka at %d before it was stored (stored up to %d)", p, c, stored[p])
-					}
-				}
-			}
+			mh.check = f.notCommittedAhead(t, s)
 			var h runner.Handler = mh
 			if !forked {
 				h = plainHandler{mh}
